@@ -1,0 +1,48 @@
+# pgha: one-command entry points. `make up` deploys the dev stack, `make test`
+# proves everything against a throwaway stack; both run `make setup` first.
+SHELL := /bin/bash
+STACK ?= dev
+ENV := source scripts/env.sh &&
+
+.PHONY: setup up down destroy test test-unit test-service test-e2e lint failover shell preview outputs clean
+
+setup:
+	./scripts/setup.sh
+
+up: setup
+	$(ENV) ./scripts/stack-up.sh $(STACK)
+
+preview: setup
+	$(ENV) pulumi preview --stack $(STACK)
+
+outputs:
+	$(ENV) pulumi stack output --stack $(STACK)
+
+down destroy:
+	$(ENV) pulumi destroy --yes --stack $(STACK)
+
+# Fail over (or switch over) to another node through stack config.
+failover:
+	@test -n "$(TO)" || { echo "usage: make failover TO=pg-1" >&2; exit 2; }
+	$(ENV) pulumi config set --stack $(STACK) pgha:primary $(TO) && pulumi up --yes --skip-preview --stack $(STACK)
+
+lint: setup
+	$(ENV) ruff check . && ruff format --check infra tests service
+
+test-unit:
+	$(ENV) pytest -q tests/unit
+
+test-service:
+	$(ENV) pytest -q tests/service
+
+test-e2e:
+	$(ENV) pytest -q tests/e2e
+
+test: setup
+	$(ENV) ruff check . && pytest -q tests
+
+shell:
+	@echo "run: source scripts/env.sh"
+
+clean:
+	rm -rf .tools .venv service/.wheels

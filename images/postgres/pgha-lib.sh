@@ -1,0 +1,145 @@
+# Shared shell functions for the pgha PostgreSQL image (sourced, not run).
+# Why a library: the entrypoint (at start) and pgha-ctl (during failover, via
+# `docker exec`) must agree on file locations, slot names and how a node
+# follows its upstream, so both read them from here.
+
+PGHA_DATA_ROOT=${PGHA_DATA_ROOT:-/var/lib/postgresql/data}
+PGDATA=${PGDATA:-$PGHA_DATA_ROOT/pgdata}
+PGHA_NODE=${PGHA_NODE:?PGHA_NODE (this node name) is required}
+PGHA_NODES=${PGHA_NODES:-$PGHA_NODE}
+PGHA_BOOTSTRAP_PRIMARY=${PGHA_BOOTSTRAP_PRIMARY:-${PGHA_NODES%% *}}
+PGHA_DB=${PGHA_DB:-pgha}
+PGHA_APP_USER=${PGHA_APP_USER:-pgha}
+PGHA_PORT=${PGHA_PORT:-5432}
+PGHA_ROLE_PORT=${PGHA_ROLE_PORT:-8008}
+DESIRED_FILE=$PGHA_DATA_ROOT/pgha.desired
+PASSFILE=$PGHA_DATA_ROOT/.pgpass
+SOCKET_DIR=/var/run/postgresql
+
+log() { echo "pgha[$PGHA_NODE]: $*" >&2; }
+
+slot_name() { echo "${1//-/_}"; }
+
+local_sql() { psql -h "$SOCKET_DIR" -p "$PGHA_PORT" -U postgres -d postgres -XAtq -v ON_ERROR_STOP=1 "$@"; }
+
+is_running() { pg_isready -q -h "$SOCKET_DIR" -p "$PGHA_PORT"; }
+
+# "primary", "replica" or "down", as PostgreSQL itself reports it.
+current_role() {
+  local r
+  r=$(local_sql -c 'select pg_is_in_recovery()' 2>/dev/null) || { echo down; return; }
+  if [ "$r" = t ]; then echo replica; else echo primary; fi
+}
+
+# The desired role comes from the file the failover resource writes; before
+# any failover it follows from the bootstrap primary named in the environment.
+desired() {
+  if [ -s "$DESIRED_FILE" ]; then
+    cat "$DESIRED_FILE"
+  elif [ "$PGHA_NODE" = "$PGHA_BOOTSTRAP_PRIMARY" ]; then
+    echo primary
+  else
+    echo "replica $PGHA_BOOTSTRAP_PRIMARY"
+  fi
+}
+
+write_desired() {
+  printf '%s\n' "$*" >"$DESIRED_FILE.tmp"
+  mv -f "$DESIRED_FILE.tmp" "$DESIRED_FILE"
+}
+
+# Passwords live in a libpq passfile on the volume, never in conninfo strings
+# that pg_stat_wal_receiver or the logs could show.
+write_passfile() {
+  umask 077
+  {
+    echo "*:*:*:replicator:${PGHA_REPLICATION_PASSWORD:?PGHA_REPLICATION_PASSWORD is required}"
+    echo "*:*:*:rewinder:${PGHA_REPLICATION_PASSWORD}"
+  } >"$PASSFILE.tmp"
+  mv -f "$PASSFILE.tmp" "$PASSFILE"
+}
+
+write_upstream() {
+  local upstream=$1
+  cat >"$PGDATA/pgha-upstream.conf" <<CONF
+# Written by pgha: this node streams from $upstream.
+primary_conninfo = 'host=$upstream port=$PGHA_PORT user=replicator passfile=$PASSFILE application_name=$(slot_name "$PGHA_NODE") connect_timeout=2'
+primary_slot_name = '$(slot_name "$PGHA_NODE")'
+CONF
+  touch "$PGDATA/standby.signal"
+}
+
+write_hba() {
+  local cidr=${PGHA_ALLOWED_CIDR:?PGHA_ALLOWED_CIDR (the stack network) is required}
+  cat >"$PGDATA/pg_hba.conf" <<HBA
+# Written by pgha at every start. Superuser only over the local socket;
+# everything else only from the stack network, with SCRAM.
+local   all          postgres                    peer
+host    replication  replicator   $cidr          scram-sha-256
+host    postgres     rewinder     $cidr          scram-sha-256
+host    $PGHA_DB     $PGHA_APP_USER   $cidr      scram-sha-256
+HBA
+}
+
+# 0 when $1's role endpoint says it is the writable primary.
+upstream_is_primary() {
+  python3 - "$1" "$PGHA_ROLE_PORT" <<'PY'
+import sys, urllib.request
+try:
+    with urllib.request.urlopen(f"http://{sys.argv[1]}:{sys.argv[2]}/primary", timeout=2) as r:
+        sys.exit(0 if r.status == 200 else 1)
+except Exception:
+    sys.exit(1)
+PY
+}
+
+wait_for_primary() {
+  local upstream=$1 n=0
+  until upstream_is_primary "$upstream"; do
+    [ $((n % 15)) -eq 0 ] && log "waiting for $upstream to be the primary"
+    n=$((n + 1))
+    sleep 1
+  done
+}
+
+clone_from() {
+  local upstream=$1 slot
+  slot=$(slot_name "$PGHA_NODE")
+  wait_for_primary "$upstream"
+  log "cloning from $upstream with pg_basebackup (slot $slot)"
+  local common=(-h "$upstream" -p "$PGHA_PORT" -U replicator -D "$PGDATA" -X stream -c fast -w)
+  # The slot may already exist (the primary creates one per peer): then reuse it.
+  PGPASSFILE=$PASSFILE pg_basebackup "${common[@]}" -C -S "$slot" 2>/dev/null \
+    || PGPASSFILE=$PASSFILE pg_basebackup "${common[@]}" -S "$slot"
+  write_upstream "$upstream"
+}
+
+# Turns a former primary into a replica of $1 without losing its identity:
+# pg_rewind where the timelines allow it, a fresh clone where they do not.
+# The old data directory is kept aside, never silently deleted.
+rejoin_as_replica() {
+  local upstream=$1
+  wait_for_primary "$upstream"
+  log "rejoining as a replica of $upstream with pg_rewind"
+  if PGPASSFILE=$PASSFILE pg_rewind --target-pgdata="$PGDATA" \
+      --source-server="host=$upstream port=$PGHA_PORT user=rewinder dbname=postgres connect_timeout=3"; then
+    write_upstream "$upstream"
+    return
+  fi
+  log "pg_rewind failed; keeping the old data in pgdata.before-reclone and cloning again"
+  rm -rf "$PGHA_DATA_ROOT/pgdata.before-reclone"
+  mv "$PGDATA" "$PGHA_DATA_ROOT/pgdata.before-reclone"
+  clone_from "$upstream"
+}
+
+# Physical slots for every other node keep the WAL each replica still needs;
+# max_slot_wal_keep_size caps what a dead replica can hold back.
+ensure_slots() {
+  local peer
+  for peer in $PGHA_NODES; do
+    [ "$peer" = "$PGHA_NODE" ] && continue
+    local_sql -c "select pg_create_physical_replication_slot('$(slot_name "$peer")')
+                  where not exists (select 1 from pg_replication_slots
+                                    where slot_name = '$(slot_name "$peer")')" >/dev/null
+  done
+}

@@ -1,0 +1,1 @@
+"""pgha's Pulumi program; `tests/` imports `infra.outputs` and pure helpers from here."""

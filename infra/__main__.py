@@ -1,0 +1,141 @@
+"""pgha: a replicated PostgreSQL cluster behind HAProxy, a Redis cache and an API.
+
+This module only wires the components together and exports the outputs named
+in `outputs.py`; every config read is in `config.py`.
+"""
+
+import pulumi
+
+import config
+import outputs as out
+from api import Api, ApiArgs
+from cache import Cache, CacheArgs
+from dockerres import Network, NetworkArgs
+from haproxy_cfg import READ_PORT, WRITE_PORT, ProxyTopology
+from images import Images, ImagesArgs
+from postgres import PostgresCluster, PostgresClusterArgs
+from proxy import WriteProxy, WriteProxyArgs
+
+cfg = config.load()
+labels = {"pgha.stack": cfg.prefix}
+
+network = Network("network", NetworkArgs(name=cfg.prefix, labels=labels))
+images = Images("images", ImagesArgs(prefix=cfg.prefix, base_image=cfg.base_image))
+
+cluster = PostgresCluster(
+    "postgres",
+    PostgresClusterArgs(
+        prefix=cfg.prefix,
+        image=images.postgres,
+        network=network.name,
+        network_cidr=network.subnet,
+        nodes=cfg.nodes,
+        primary=cfg.primary,
+        synchronous=cfg.synchronous,
+        app_password=cfg.secrets.postgres,
+        replication_password=cfg.secrets.replication,
+        retain_data=cfg.retain_data,
+        labels=labels,
+    ),
+)
+
+proxy = WriteProxy(
+    "haproxy",
+    WriteProxyArgs(
+        prefix=cfg.prefix,
+        image=images.haproxy,
+        network=network.name,
+        topology=ProxyTopology(
+            primary=cfg.primary, replicas=cfg.replicas, read_fallback=cfg.read_fallback
+        ),
+        stats_password=cfg.secrets.haproxy_stats,
+        bind_address=cfg.bind_address,
+        write_port=cfg.ports.write,
+        read_port=cfg.ports.read,
+        stats_port=cfg.ports.stats,
+        labels=labels,
+    ),
+    # The write backend may only move once the new primary is promoted.
+    pulumi.ResourceOptions(depends_on=[cluster.role]),
+)
+
+cache = Cache(
+    "redis",
+    CacheArgs(
+        prefix=cfg.prefix,
+        image=images.redis,
+        network=network.name,
+        password=cfg.secrets.redis,
+        bind_address=cfg.bind_address,
+        port=cfg.ports.redis,
+        labels=labels,
+    ),
+)
+
+
+def dsn(port: int) -> pulumi.Output[str]:
+    return pulumi.Output.format(
+        "postgresql://pgha:{0}@{1}:{2}/pgha", cfg.secrets.postgres, proxy.host, port
+    )
+
+
+api = Api(
+    "api",
+    ApiArgs(
+        prefix=cfg.prefix,
+        image=images.api,
+        network=network.name,
+        write_dsn=dsn(WRITE_PORT),
+        read_dsn=dsn(READ_PORT),
+        redis_url=pulumi.Output.format(
+            "redis://{0}:{1}@{2}:6379/0", cache.user, cfg.secrets.redis, cache.host
+        ),
+        cache_ttl_seconds=cfg.cache_ttl_seconds,
+        read_fallback=cfg.read_fallback,
+        workers=cfg.api_workers,
+        bind_address=cfg.bind_address,
+        port=cfg.ports.api,
+        labels=labels,
+    ),
+    pulumi.ResourceOptions(depends_on=[proxy, cache]),
+)
+
+host = cfg.bind_address
+pulumi.export(out.API_URL, api.url)
+pulumi.export(out.WRITE_ENDPOINT, f"{host}:{cfg.ports.write}")
+pulumi.export(out.READ_ENDPOINT, f"{host}:{cfg.ports.read}")
+pulumi.export(out.REDIS_ENDPOINT, f"{host}:{cfg.ports.redis}")
+pulumi.export(out.HAPROXY_STATS_URL, f"http://127.0.0.1:{cfg.ports.stats}/")
+pulumi.export(out.PRIMARY, cfg.primary)
+pulumi.export(out.REPLICAS, cfg.replicas)
+pulumi.export(out.SYNCHRONOUS, cfg.synchronous)
+pulumi.export(out.READ_FALLBACK, cfg.read_fallback)
+pulumi.export(
+    out.WRITE_DSN,
+    pulumi.Output.format(
+        "postgresql://pgha:{0}@{1}/pgha", cfg.secrets.postgres, f"{host}:{cfg.ports.write}"
+    ),
+)
+pulumi.export(
+    out.READ_DSN,
+    pulumi.Output.format(
+        "postgresql://pgha:{0}@{1}/pgha", cfg.secrets.postgres, f"{host}:{cfg.ports.read}"
+    ),
+)
+pulumi.export(
+    out.REDIS_URL,
+    pulumi.Output.format(
+        "redis://{0}:{1}@{2}/0", cache.user, cfg.secrets.redis, f"{host}:{cfg.ports.redis}"
+    ),
+)
+pulumi.export(
+    out.CONTAINERS,
+    {
+        **cluster.containers,
+        "haproxy": proxy.container,
+        "redis": cache.container,
+        "api": api.container,
+    },
+)
+pulumi.export(out.NETWORK, network.name)
+pulumi.export(out.VOLUMES, cluster.volumes)

@@ -1,0 +1,55 @@
+"""`Cache`: Redis, the read-through cache in front of the replicas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from dockerres import Container, ContainerArgs, ContainerNetworksAdvancedArgs, ContainerPortArgs
+
+REDIS_PORT = 6379
+REDIS_USER = "pgha"
+
+
+@dataclass
+class CacheArgs:
+    prefix: str
+    image: pulumi.Input[str]
+    network: pulumi.Input[str]
+    password: pulumi.Input[str]
+    bind_address: str
+    port: int
+    labels: dict[str, str]
+    maxmemory: str = "256mb"
+
+
+class Cache(pulumi.ComponentResource):
+    container: pulumi.Output[str]
+    host: str = "redis"
+    user: str = REDIS_USER
+
+    def __init__(
+        self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("pgha:index:Cache", name, None, opts)
+        container = Container(
+            name,
+            ContainerArgs(
+                name=f"{args.prefix}-redis",
+                image=args.image,
+                envs={
+                    "PGHA_REDIS_PASSWORD": args.password,
+                    "PGHA_REDIS_USER": REDIS_USER,
+                    "PGHA_REDIS_MAXMEMORY": args.maxmemory,
+                },
+                networks_advanced=[
+                    ContainerNetworksAdvancedArgs(name=args.network, aliases=[self.host])
+                ],
+                ports=[ContainerPortArgs(REDIS_PORT, args.port, args.bind_address)],
+                labels={**args.labels, "pgha.role": "redis"},
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        self.container = container.name
+        self.register_outputs({"container": self.container})

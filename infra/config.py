@@ -1,0 +1,100 @@
+"""Every stack config read of the pgha program, in one place (namespace `pgha`).
+
+Components never call `pulumi.Config` themselves: they receive a `StackConfig`,
+so each key, its default and its validation are documented here and in the README.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pulumi
+
+NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+READ_FALLBACKS = ("none", "primary")
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Host ports, all published on `bind_address` only."""
+
+    api: int
+    write: int
+    read: int
+    redis: int
+    stats: int
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Passwords stay `Output`s from `require_secret` down to container env."""
+
+    postgres: pulumi.Output[str]
+    replication: pulumi.Output[str]
+    redis: pulumi.Output[str]
+    haproxy_stats: pulumi.Output[str]
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    prefix: str
+    nodes: list[str]
+    primary: str
+    synchronous: bool
+    cache_ttl_seconds: int
+    read_fallback: str
+    bind_address: str
+    ports: Ports
+    base_image: str
+    retain_data: bool
+    api_workers: int
+    secrets: Secrets
+
+    @property
+    def replicas(self) -> list[str]:
+        return [n for n in self.nodes if n != self.primary]
+
+
+def load() -> StackConfig:
+    cfg = pulumi.Config("pgha")
+    nodes = cfg.get_object("nodes") or ["pg-0", "pg-1"]
+    if not isinstance(nodes, list) or len(nodes) < 2 or len(set(nodes)) != len(nodes):
+        raise ValueError("pgha:nodes must list at least two distinct node names")
+    bad = [n for n in nodes if not isinstance(n, str) or not NODE_NAME.match(n)]
+    if bad:
+        raise ValueError(f"pgha:nodes has invalid names {bad}: use lowercase letters, digits, '-'")
+    primary = cfg.get("primary") or nodes[0]
+    if primary not in nodes:
+        raise ValueError(f"pgha:primary {primary!r} is not one of pgha:nodes {nodes}")
+    read_fallback = cfg.get("readFallback") or "none"
+    if read_fallback not in READ_FALLBACKS:
+        raise ValueError(f"pgha:readFallback must be one of {READ_FALLBACKS}")
+    ttl = cfg.get_int("cacheTtlSeconds") or 60
+    if ttl <= 0:
+        raise ValueError("pgha:cacheTtlSeconds must be positive")
+    return StackConfig(
+        prefix=f"{pulumi.get_project()}-{pulumi.get_stack()}",
+        nodes=nodes,
+        primary=primary,
+        synchronous=cfg.get_bool("synchronous") or False,
+        cache_ttl_seconds=ttl,
+        read_fallback=read_fallback,
+        bind_address=cfg.get("bindAddress") or "127.0.0.1",
+        ports=Ports(
+            api=cfg.get_int("apiPort") or 8000,
+            write=cfg.get_int("writePort") or 5432,
+            read=cfg.get_int("readPort") or 5433,
+            redis=cfg.get_int("redisPort") or 6379,
+            stats=cfg.get_int("statsPort") or 8404,
+        ),
+        base_image=cfg.get("baseImage") or "debian:bookworm-slim",
+        retain_data=cfg.get_bool("retainData") or False,
+        api_workers=cfg.get_int("apiWorkers") or 1,
+        secrets=Secrets(
+            postgres=cfg.require_secret("postgresPassword"),
+            replication=cfg.require_secret("replicationPassword"),
+            redis=cfg.require_secret("redisPassword"),
+            haproxy_stats=cfg.require_secret("haproxyStatsPassword"),
+        ),
+    )

@@ -1,0 +1,172 @@
+"""`ClusterRole`: makes the node named by `pgha:primary` the single writable primary.
+
+Why a resource: the lab failed over by hand (stop the primary, `pg_ctl promote`,
+edit HAProxy, restart it). Here `pulumi config set pgha:primary pg-1 && pulumi up`
+does the same as one reviewed change. The PostgreSQL containers never change on
+failover; this resource changes roles inside them through the Docker API, with
+`pgha-ctl` in the image doing the work next to the data:
+
+1. Every other node that is still a writable primary is fenced: told to follow
+   the target, then stopped with a fast shutdown, which streams its last WAL to
+   the replicas before it exits (a planned switchover loses no acknowledged write).
+2. The target replays all WAL it received, is promoted, and checkpoints.
+3. Running replicas re-point `primary_conninfo`; stopped nodes get the new
+   desired role written into their volume and rejoin (pg_rewind or re-clone)
+   whenever they start again. Nodes fenced in step 1 are started again now.
+4. Synchronous replication is set on the primary when `pgha:synchronous` is true.
+
+HAProxy depends on this resource, so its write backend moves only after the
+promotion.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
+
+import dockerres
+
+DATA_ROOT = "/var/lib/postgresql/data"
+READY_TIMEOUT = 120
+REJOIN_TIMEOUT = 120
+
+
+@dataclass
+class ClusterRoleArgs:
+    primary: str
+    # node name -> container name
+    containers: dict[str, pulumi.Input[str]]
+    # node name -> container id: a replaced container re-runs the reconcile
+    container_ids: dict[str, pulumi.Input[str]]
+    synchronous: bool
+
+
+class FailoverError(RuntimeError):
+    pass
+
+
+def _exec(api: Any, container: str, *cmd: str) -> str:
+    ex = api.exec_create(container, list(cmd), user="postgres")
+    out = api.exec_start(ex["Id"]).decode(errors="replace").strip()
+    code = api.exec_inspect(ex["Id"])["ExitCode"]
+    if code != 0:
+        raise FailoverError(f"{' '.join(cmd)} in {container} failed ({code}): {out}")
+    return out
+
+
+def _running(api: Any, container: str) -> bool:
+    try:
+        return bool(api.inspect_container(container)["State"]["Running"])
+    except Exception as exc:
+        if dockerres.is_not_found(exc):
+            return False
+        raise
+
+
+def _role(api: Any, container: str) -> str:
+    if not _running(api, container):
+        return "down"
+    try:
+        return _exec(api, container, "pgha-ctl", "role")
+    except FailoverError:
+        return "down"
+
+
+def _wait_role(api: Any, container: str, wanted: set[str], timeout: int) -> str:
+    deadline = time.monotonic() + timeout
+    role = _role(api, container)
+    while role not in wanted and time.monotonic() < deadline:
+        time.sleep(0.5)
+        role = _role(api, container)
+    return role
+
+
+def _write_desired(api: Any, container: str, desired: str) -> None:
+    """Writes the desired-role file even into a stopped container's volume."""
+    data = f"{desired}\n".encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("pgha.desired")
+        info.size, info.mode, info.mtime = len(data), 0o644, time.time()
+        tar.addfile(info, io.BytesIO(data))
+    api.put_archive(container, DATA_ROOT, buf.getvalue())
+
+
+def reconcile(props: dict[str, Any]) -> dict[str, Any]:
+    api = dockerres.client().api
+    target: str = props["primary"]
+    containers: dict[str, str] = props["containers"]
+    others = [n for n in containers if n != target]
+    pulumi.log.info(f"making {target} the primary")
+
+    if not _running(api, containers[target]):
+        raise FailoverError(f"cannot make {target} the primary: its container is not running")
+    role = _wait_role(api, containers[target], {"primary", "replica"}, READY_TIMEOUT)
+    if role == "down":
+        raise FailoverError(f"{target} did not come up within {READY_TIMEOUT}s")
+
+    fenced = []
+    for node in others:
+        if _role(api, containers[node]) == "primary":
+            # Record the new role before stopping, so a restart can never
+            # bring this node back as a second writable primary.
+            _exec(api, containers[node], "pgha-ctl", "follow", target)
+            api.stop(containers[node], timeout=60)
+            fenced.append(node)
+    if role == "replica":
+        _exec(api, containers[target], "pgha-ctl", "promote")
+
+    for node in others:
+        if node not in fenced and _running(api, containers[node]):
+            _exec(api, containers[node], "pgha-ctl", "follow", target)
+        else:
+            _write_desired(api, containers[node], f"replica {target}")
+    for node in fenced:
+        api.start(containers[node])
+
+    if props.get("synchronous"):
+        _exec(api, containers[target], "pgha-ctl", "sync", *others)
+    else:
+        _exec(api, containers[target], "pgha-ctl", "sync", "off")
+
+    roles = {target: _role(api, containers[target])}
+    for node in others:
+        if node in fenced:
+            roles[node] = _wait_role(api, containers[node], {"replica"}, REJOIN_TIMEOUT)
+        else:
+            roles[node] = _role(api, containers[node])
+    return {**props, "roles": roles}
+
+
+class _ClusterRoleProvider(ResourceProvider):
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult(id_="cluster-role", outs=reconcile(props))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        keys = ("primary", "containers", "container_ids", "synchronous")
+        changed = [k for k in keys if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(changed), replaces=[])
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs=reconcile(news))
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        return None
+
+
+class ClusterRole(Resource, module="pgha", name="ClusterRole"):
+    primary: pulumi.Output[str]
+    roles: pulumi.Output[dict[str, str]]
+
+    def __init__(
+        self, resource_name: str, args: ClusterRoleArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(
+            _ClusterRoleProvider(), resource_name, {**dockerres.props_of(args), "roles": None}, opts
+        )

@@ -1,0 +1,103 @@
+"""`PostgresCluster`: one volume and one container per node, plus their roles.
+
+Every node runs the same image; the first node bootstraps the cluster and the
+others clone from it with pg_basebackup over a replication slot. Which node is
+primary afterwards is owned by `ClusterRole` (infra/failover.py), so changing
+`pgha:primary` never recreates a container or touches a volume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from dockerres import (
+    Container,
+    ContainerArgs,
+    ContainerNetworksAdvancedArgs,
+    ContainerVolumeArgs,
+    Volume,
+    VolumeArgs,
+)
+from failover import ClusterRole, ClusterRoleArgs
+
+DATA_PATH = "/var/lib/postgresql/data"
+
+
+@dataclass
+class PostgresClusterArgs:
+    prefix: str
+    image: pulumi.Input[str]
+    network: pulumi.Input[str]
+    network_cidr: pulumi.Input[str]
+    nodes: list[str]
+    primary: str
+    synchronous: bool
+    app_password: pulumi.Input[str]
+    replication_password: pulumi.Input[str]
+    retain_data: bool
+    labels: dict[str, str]
+
+
+class PostgresCluster(pulumi.ComponentResource):
+    containers: dict[str, pulumi.Output[str]]
+    volumes: dict[str, pulumi.Output[str]]
+    roles: pulumi.Output[dict[str, str]]
+
+    def __init__(
+        self, name: str, args: PostgresClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("pgha:index:PostgresCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        bootstrap = args.nodes[0]
+        self.containers, self.volumes = {}, {}
+        ids: dict[str, pulumi.Output[str]] = {}
+        first: Container | None = None
+        for node in args.nodes:
+            volume = Volume(
+                f"{name}-{node}-data",
+                VolumeArgs(name=f"{args.prefix}-{node}-data", labels=args.labels),
+                pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_data),
+            )
+            container = Container(
+                f"{name}-{node}",
+                ContainerArgs(
+                    name=f"{args.prefix}-{node}",
+                    image=args.image,
+                    envs={
+                        "PGHA_NODE": node,
+                        "PGHA_NODES": " ".join(args.nodes),
+                        "PGHA_BOOTSTRAP_PRIMARY": bootstrap,
+                        "PGHA_ALLOWED_CIDR": args.network_cidr,
+                        "PGHA_APP_PASSWORD": args.app_password,
+                        "PGHA_REPLICATION_PASSWORD": args.replication_password,
+                    },
+                    networks_advanced=[
+                        ContainerNetworksAdvancedArgs(name=args.network, aliases=[node])
+                    ],
+                    volumes=[
+                        ContainerVolumeArgs(volume_name=volume.name, container_path=DATA_PATH)
+                    ],
+                    labels={**args.labels, "pgha.role": "postgres", "pgha.node": node},
+                ),
+                # Replicas clone from the bootstrap node, so it is created first.
+                child if first is None else pulumi.ResourceOptions(parent=self, depends_on=[first]),
+            )
+            first = first or container
+            self.containers[node] = container.name
+            self.volumes[node] = volume.name
+            ids[node] = container.id
+        role = ClusterRole(
+            f"{name}-role",
+            ClusterRoleArgs(
+                primary=args.primary,
+                containers=self.containers,
+                container_ids=ids,
+                synchronous=args.synchronous,
+            ),
+            child,
+        )
+        self.role = role
+        self.roles = role.roles
+        self.register_outputs({"containers": self.containers, "roles": self.roles})

@@ -1,0 +1,71 @@
+"""`WriteProxy`: HAProxy routing writes to the primary and reads to the replicas.
+
+The config is rendered from stack config and uploaded into the container, so a
+failover (`pgha:primary` changed) replaces this container after `ClusterRole`
+has promoted the new primary; the API's pools reconnect to the new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from dockerres import (
+    Container,
+    ContainerArgs,
+    ContainerNetworksAdvancedArgs,
+    ContainerPortArgs,
+    ContainerUploadArgs,
+)
+from haproxy_cfg import READ_PORT, STATS_PORT, WRITE_PORT, ProxyTopology, render
+
+
+@dataclass
+class WriteProxyArgs:
+    prefix: str
+    image: pulumi.Input[str]
+    network: pulumi.Input[str]
+    topology: ProxyTopology
+    stats_password: pulumi.Input[str]
+    bind_address: str
+    write_port: int
+    read_port: int
+    stats_port: int
+    labels: dict[str, str]
+
+
+class WriteProxy(pulumi.ComponentResource):
+    container: pulumi.Output[str]
+    host: str = "haproxy"
+
+    def __init__(
+        self, name: str, args: WriteProxyArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("pgha:index:WriteProxy", name, None, opts)
+        config = pulumi.Output.secret(args.stats_password).apply(
+            lambda pw: render(args.topology, pw)
+        )
+        container = Container(
+            name,
+            ContainerArgs(
+                name=f"{args.prefix}-haproxy",
+                image=args.image,
+                networks_advanced=[
+                    ContainerNetworksAdvancedArgs(name=args.network, aliases=[self.host])
+                ],
+                ports=[
+                    ContainerPortArgs(WRITE_PORT, args.write_port, args.bind_address),
+                    ContainerPortArgs(READ_PORT, args.read_port, args.bind_address),
+                    # The stats page is for the operator on this host only.
+                    ContainerPortArgs(STATS_PORT, args.stats_port, "127.0.0.1"),
+                ],
+                uploads=[
+                    ContainerUploadArgs(file="/usr/local/etc/haproxy/haproxy.cfg", content=config)
+                ],
+                labels={**args.labels, "pgha.role": "haproxy"},
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        self.container = container.name
+        self.register_outputs({"container": self.container})

@@ -1,0 +1,1 @@
+"""End-to-end tests against a stack deployed with Pulumi on the local Docker engine."""

@@ -1,0 +1,1 @@
+"""Smoke tests of the bring-up: Pulumi CLI, language host, Docker engine, base image."""
