@@ -324,7 +324,9 @@ class _ContainerProvider(ResourceProvider):
         nets = props.get("networks_advanced") or []
         ports = props.get("ports") or []
         host_config = api.create_host_config(
-            port_bindings={f"{p['internal']}/tcp": (p["ip"], int(p["external"])) for p in ports},
+            port_bindings={
+                f"{int(p['internal'])}/tcp": (p["ip"], int(p["external"])) for p in ports
+            },
             mounts=[
                 docker.types.Mount(v["container_path"], v["volume_name"], type="volume")
                 for v in props.get("volumes") or []

@@ -52,6 +52,9 @@ if [ "$(cat "$wheels/.stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 step "pulumi toolchain (.tools/bin)"
+if ! command -v jq >/dev/null 2>&1 || ! command -v go >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq jq golang-go >/dev/null
+fi
 "$ROOT/scripts/build-pulumi.sh"
 
 # shellcheck source=env.sh

@@ -40,11 +40,14 @@ class Handler(BaseHTTPRequestHandler):
         else:
             ok = True
         body = json.dumps({"node": NODE, "role": current}).encode()
-        self.send_response(200 if ok else 503)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(200 if ok else 503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # HAProxy hangs up once it has read the status line.
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass  # HAProxy checks every second; logging each would drown the real logs.

@@ -127,6 +127,16 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: flo
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def record(name: str, value: object) -> None:
+    """Appends a measurement to bench/results/e2e-measurements.jsonl (figures, not asserts)."""
+    path = ROOT / "bench" / "results" / "e2e-measurements.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "name": name, "value": value}
+    with path.open("a") as f:
+        f.write(json.dumps(line) + "\n")
+    _log(f"measured {name} = {value}")
+
+
 def leftovers(client: docker.DockerClient, prefix: str) -> dict[str, list[str]]:
     selector = {"label": f"{LABEL}={prefix}"}
     return {

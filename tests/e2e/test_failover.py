@@ -1,0 +1,189 @@
+"""Failover through stack config, switchover under load, fail back, sync mode, split brain.
+
+Each test leaves pg-0 as the primary with every node streaming, so they can run
+in any order. Timings (RTO of a config failover, writes lost in a switchover)
+are recorded in bench/results/e2e-measurements.jsonl, never asserted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from .conftest import Deployment, record, wait_for
+
+
+def other(deployment: Deployment) -> str:
+    return deployment.replicas[0]
+
+
+def write(http: httpx.Client, name: str) -> int:
+    res = http.post("/products", json={"name": name, "price": "1.00", "stock": 1})
+    assert res.status_code == 201, res.text
+    return res.json()["id"]
+
+
+def rows_on(deployment: Deployment, node: str, ids: list[int]) -> set[int]:
+    if not ids:
+        return set()
+    found = deployment.sql(
+        node, f"select id from pgha.products where id in ({','.join(map(str, ids))})"
+    )
+    return {int(x) for x in found.split()}
+
+
+def wait_streaming(deployment: Deployment) -> None:
+    """Every non-primary node is a replica streaming from the configured primary."""
+    expected = {n.replace("-", "_") for n in deployment.replicas}
+
+    def ok() -> bool:
+        if any(deployment.role(n) != "replica" for n in deployment.replicas):
+            return False
+        rows = deployment.sql(
+            deployment.primary,
+            "select application_name from pg_stat_replication where state = 'streaming'",
+            db="postgres",
+        )
+        return set(rows.split()) >= expected
+
+    wait_for(ok, 90, "every replica streaming from the primary")
+
+
+@contextmanager
+def write_load(deployment: Deployment) -> Iterator[dict[str, list]]:
+    """POSTs in a loop (bounded in count and time) and records what was acknowledged."""
+    result: dict[str, list] = {"acked": [], "errors": [], "times": []}
+    stop = threading.Event()
+
+    def run() -> None:
+        with deployment.client(timeout=5) as http:
+            deadline = time.monotonic() + 300
+            for i in range(20000):
+                if stop.is_set() or time.monotonic() > deadline:
+                    return
+                try:
+                    res = http.post("/products", json={"name": f"load {i}", "price": 1, "stock": 1})
+                except httpx.HTTPError as exc:
+                    result["errors"].append(type(exc).__name__)
+                    time.sleep(0.05)
+                    continue
+                if res.status_code == 201:
+                    result["acked"].append(res.json()["id"])
+                    result["times"].append(time.monotonic())
+                else:
+                    result["errors"].append(res.status_code)
+                    time.sleep(0.05)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield result
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def test_failover_with_the_primary_down_restores_writes_and_the_old_primary_rejoins(
+    deployment: Deployment,
+) -> None:
+    old, new = deployment.primary, other(deployment)
+    with deployment.client() as http:
+        before = [write(http, f"before failover {i}") for i in range(20)]
+    wait_for(lambda: rows_on(deployment, new, before) == set(before), 10, "replication")
+
+    deployment.container(old).stop()
+    with deployment.client(timeout=3) as http:
+        assert http.post("/products", json={"name": "x", "price": 1, "stock": 1}).status_code == 503
+        started = time.monotonic()
+        with write_load(deployment) as load:
+            deployment.up(primary=new)
+            wait_for(lambda: len(load["acked"]) > 0, 30, "a write after failover")
+        record("failover_rto_seconds", round(load["times"][0] - started, 2))
+        assert deployment.role(new) == "primary"
+        ids = before + load["acked"]
+        assert rows_on(deployment, new, ids) == set(ids)
+        for pid in before[:3]:
+            assert http.get(f"/products/{pid}").status_code == 200
+
+    deployment.container(old).start()
+    wait_streaming(deployment)
+    assert deployment.role(old) == "replica"
+    wait_for(lambda: rows_on(deployment, old, ids) == set(ids), 30, "old primary caught up")
+
+
+def test_planned_switchover_under_write_load_loses_no_acknowledged_write(
+    deployment: Deployment,
+) -> None:
+    wait_streaming(deployment)
+    target = other(deployment)
+    with write_load(deployment) as load:
+        time.sleep(2)
+        deployment.up(primary=target)
+        acked_before = len(load["acked"])
+        wait_for(lambda: len(load["acked"]) > acked_before + 5, 30, "writes after switchover")
+    acked = load["acked"]
+    lost = set(acked) - rows_on(deployment, target, acked)
+    record("switchover_acked_writes", len(acked))
+    record("switchover_lost_writes", len(lost))
+    assert lost == set()
+    wait_streaming(deployment)
+
+
+def test_fail_back_round_trips_keep_every_row(deployment: Deployment) -> None:
+    start = deployment.primary
+    ids: list[int] = []
+    for target in (other(deployment), start, other(deployment), start):
+        deployment.up(primary=target)
+        wait_streaming(deployment)
+        with deployment.client() as http:
+            ids.append(write(http, f"round trip to {target}"))
+        assert deployment.role(target) == "primary"
+        assert rows_on(deployment, target, ids) == set(ids)
+    assert deployment.primary == start
+
+
+def test_synchronous_mode_keeps_a_write_acknowledged_before_the_primary_is_killed(
+    deployment: Deployment,
+) -> None:
+    deployment.up(synchronous="true")
+    old, new = deployment.primary, other(deployment)
+    assert deployment.sql(old, "show synchronous_standby_names").startswith("ANY 1")
+    try:
+        with deployment.client() as http:
+            pid = write(http, "acknowledged under synchronous replication")
+        deployment.container(old).kill()
+        deployment.up(primary=new)
+        assert rows_on(deployment, new, [pid]) == {pid}
+        # With its only standby down, the new primary holds commits until the
+        # old one rejoins: the price of synchronous replication.
+        deployment.container(old).start()
+        wait_streaming(deployment)
+    finally:
+        deployment.up(synchronous="false", primary=old)
+        wait_streaming(deployment)
+    with deployment.client() as http:
+        assert http.get(f"/products/{pid}").status_code == 200
+
+
+def test_an_old_primary_made_writable_by_hand_gets_no_writes(deployment: Deployment) -> None:
+    wait_streaming(deployment)
+    rogue = other(deployment)
+    node = deployment.container(rogue)
+    code, output = node.exec_run(["pg_ctl", "promote", "-w"], user="postgres")
+    assert code == 0, output
+    assert deployment.role(rogue) == "primary"
+    try:
+        with deployment.client() as http:
+            ids = [write(http, f"split brain {i}") for i in range(10)]
+        assert rows_on(deployment, deployment.primary, ids) == set(ids)
+        assert rows_on(deployment, rogue, ids) == set()
+    finally:
+        # The documented repair: record the role, restart, and pg_rewind does the rest.
+        code, output = node.exec_run(["pgha-ctl", "follow", deployment.primary], user="postgres")
+        assert code == 0, output
+        node.restart()
+        wait_streaming(deployment)
