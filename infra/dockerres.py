@@ -285,6 +285,12 @@ class ContainerArgs:
     # are only created once this container can serve them.
     wait: bool = True
     wait_timeout: int = 180
+    # Seconds `docker stop` waits before SIGKILL when the container is deleted.
+    stop_timeout: int = 30
+    # When set, a change to `uploads` alone is applied in place: the files are
+    # uploaded into the running container, which then gets this signal
+    # (HAProxy reloads on SIGUSR2) instead of being replaced.
+    reload_signal: str | None = None
 
 
 def _tar_of(files: list[dict[str, Any]]) -> bytes:
@@ -374,15 +380,24 @@ class _ContainerProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = _changed(olds, news)
+        if changed == ["uploads"] and news.get("reload_signal"):
+            return DiffResult(changes=True, replaces=[])
         return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=True)
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        api = client().api
+        api.put_archive(_id, "/", _tar_of(news.get("uploads") or []))
+        if api.inspect_container(_id)["State"]["Running"]:
+            api.kill(_id, signal=news["reload_signal"])
+        return UpdateResult(outs=news)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         return ReadResult(id_=id_, outs=props)
 
-    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
         api = client().api
         try:
-            api.stop(_id, timeout=60)
+            api.stop(_id, timeout=int(props.get("stop_timeout") or 30))
             api.remove_container(_id, force=True, v=False)
         except Exception as exc:
             if not is_not_found(exc):

@@ -38,6 +38,9 @@ def render(topology: ProxyTopology, stats_password: str) -> str:
         "# Rendered by pgha (infra/haproxy_cfg.py) from stack config; do not edit.",
         "global",
         "    maxconn 2000",
+        # After a reload, old workers keep pooled client sessions (to a node
+        # that may no longer be primary) at most this long.
+        "    hard-stop-after 3s",
         "    log stdout format raw local0 notice",
         "",
         "defaults",

@@ -80,6 +80,8 @@ class PostgresCluster(pulumi.ComponentResource):
                         ContainerVolumeArgs(volume_name=volume.name, container_path=DATA_PATH)
                     ],
                     labels={**args.labels, "pgha.role": "postgres", "pgha.node": node},
+                    # A fast shutdown streams the last WAL to the replicas first.
+                    stop_timeout=60,
                 ),
                 # Replicas clone from the bootstrap node, so it is created first.
                 child if first is None else pulumi.ResourceOptions(parent=self, depends_on=[first]),

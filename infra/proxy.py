@@ -1,8 +1,9 @@
 """`WriteProxy`: HAProxy routing writes to the primary and reads to the replicas.
 
-The config is rendered from stack config and uploaded into the container, so a
-failover (`pgha:primary` changed) replaces this container after `ClusterRole`
-has promoted the new primary; the API's pools reconnect to the new one.
+The config is rendered from stack config and uploaded into the container. A
+change (failover, readFallback) uploads the new file and reloads HAProxy in
+place with SIGUSR2, after `ClusterRole` has promoted the new primary; old
+workers are cut after `hard-stop-after`, and the API's pools reconnect.
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ class WriteProxy(pulumi.ComponentResource):
                     ContainerUploadArgs(file="/usr/local/etc/haproxy/haproxy.cfg", content=config)
                 ],
                 labels={**args.labels, "pgha.role": "haproxy"},
+                # A new config (failover, readFallback) is a reload, not a new
+                # container: the master re-reads it and starts fresh workers.
+                reload_signal="SIGUSR2",
+                stop_timeout=5,
             ),
             pulumi.ResourceOptions(parent=self),
         )
