@@ -4,7 +4,7 @@ SHELL := /bin/bash
 STACK ?= dev
 ENV := source scripts/env.sh &&
 
-.PHONY: setup up down destroy test test-unit test-service test-e2e lint failover shell preview outputs clean
+.PHONY: setup up down destroy test test-unit test-service test-e2e lint failover shell preview outputs clean bench chaos
 
 setup:
 	./scripts/setup.sh
@@ -40,6 +40,14 @@ test-e2e:
 
 test: setup
 	$(ENV) ruff check . && pytest -q tests
+
+# Measurements against a deployed stack (default: dev; `make up` first).
+# Reports land in bench/results/; figures are never test assertions.
+bench: setup
+	$(ENV) python -m bench.run --stack $(STACK)
+
+chaos: setup
+	$(ENV) python -m bench.chaos --stack $(STACK)
 
 shell:
 	@echo "run: source scripts/env.sh"

@@ -6,7 +6,8 @@
 #   1. a Docker engine (Debian's docker.io, dockerd started if none answers)
 #   2. the base image debian:bookworm-slim (pulled, or debootstrapped)
 #   3. the project venv with pinned deps, and the API image's wheelhouse
-#   4. the Pulumi CLI and Python language host (built from the Go module proxy)
+#   4. PostgreSQL and Redis binaries for the service tests (Debian packages)
+#   5. the Pulumi CLI and Python language host (built from the Go module proxy)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,6 +51,9 @@ if [ "$(cat "$wheels/.stamp" 2>/dev/null)" != "$want" ]; then
   "$ROOT/.venv/bin/pip" wheel -q --disable-pip-version-check -r "$ROOT/service/requirements.txt" -w "$wheels"
   echo "$want" >"$wheels/.stamp"
 fi
+
+step "servers for the service tests"
+"$ROOT/scripts/ensure-test-servers.sh"
 
 step "pulumi toolchain (.tools/bin)"
 if ! command -v jq >/dev/null 2>&1 || ! command -v go >/dev/null 2>&1; then

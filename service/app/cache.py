@@ -1,0 +1,415 @@
+"""Redis product cache guarded by per-product version fences, with a circuit breaker.
+
+Key layout: ``product:{id}`` holds ``b"<version>|<response json>"``; ``product:{id}:fence``
+holds the lowest version a reader may serve (negative = deleted at level ``-fence``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Literal, cast
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from .config import Settings
+from .metrics import Metrics
+
+log = logging.getLogger("pgha.cache")
+
+REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+
+# Raise the fence to max(current, new) and drop the cached body, atomically: a reader can
+# never see the new fence next to a body that the write has made obsolete.
+FENCE_LUA = """
+local new = tonumber(ARGV[1])
+local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
+local new_level = math.abs(new)
+local cur_level = math.abs(cur)
+if new_level > cur_level or (new_level == cur_level and new < 0 and cur >= 0) then
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+# Install a body only if it is at least as new as the fence and newer than what is cached:
+# a reader that fetched an old row before a write cannot re-install it after the write.
+FILL_LUA = """
+local version = tonumber(ARGV[1])
+local fence = redis.call('GET', KEYS[2])
+if fence then
+  fence = tonumber(fence)
+  if fence < 0 or version < fence then return 0 end
+end
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local cur_version = tonumber(string.match(cur, '^(%d+)|'))
+  if cur_version and cur_version >= version then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """Lowest row version a reader may serve; ``deleted`` means the row is gone for good."""
+
+    level: int
+    deleted: bool = False
+
+    @classmethod
+    def for_write(cls, version: int) -> Fence:
+        return cls(version)
+
+    @classmethod
+    def for_delete(cls, last_version: int) -> Fence:
+        return cls(last_version + 1, deleted=True)
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> Fence | None:
+        if raw is None:
+            return None
+        value = int(raw)
+        return cls(-value, True) if value < 0 else cls(value)
+
+    def encode(self) -> int:
+        return -self.level if self.deleted else self.level
+
+    def admits_cached(self, version: int) -> bool:
+        return not self.deleted and version >= self.level
+
+    def admits_row(self, version: int | None) -> bool:
+        """Whether a row read from a replica (``None`` = absent) is at least this fresh."""
+        if self.deleted:
+            return version is None
+        return version is not None and version >= self.level
+
+
+def merge(a: Fence | None, b: Fence | None) -> Fence | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if a.level != b.level:
+        return a if a.level > b.level else b
+    return a if a.deleted else b
+
+
+class RecentWrites:
+    """Fences of this process's own recent writes, used when Redis cannot be asked."""
+
+    def __init__(self, ttl: float, max_items: int) -> None:
+        self._ttl = ttl
+        self._max = max_items
+        self._items: OrderedDict[int, tuple[Fence, float]] = OrderedDict()
+
+    def put(self, product_id: int, fence: Fence) -> None:
+        current = self.get(product_id)
+        self._items[product_id] = (merge(current, fence) or fence, time.monotonic() + self._ttl)
+        self._items.move_to_end(product_id)
+        while len(self._items) > self._max:
+            self._items.popitem(last=False)
+
+    def get(self, product_id: int) -> Fence | None:
+        entry = self._items.get(product_id)
+        if entry is None:
+            return None
+        if entry[1] <= time.monotonic():
+            del self._items[product_id]
+            return None
+        return entry[0]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class CircuitBreaker:
+    """Closed: use Redis. Open: skip it. Only the recovery loop closes it again."""
+
+    def __init__(self, cooldown: float) -> None:
+        self._cooldown = cooldown
+        self._open_until = 0.0
+        self.closed = True
+
+    def is_open(self) -> bool:
+        return not self.closed
+
+    def cooled_down(self) -> bool:
+        return time.monotonic() >= self._open_until
+
+    def trip(self) -> None:
+        self.closed = False
+        self._open_until = time.monotonic() + self._cooldown
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    status: Literal["hit", "miss", "bypass"]
+    body: bytes | None = None
+    version: int | None = None
+    fence: Fence | None = None
+
+
+def cache_key(product_id: int) -> str:
+    return f"product:{product_id}"
+
+
+def fence_key(product_id: int) -> str:
+    return f"product:{product_id}:fence"
+
+
+def make_client(settings: Settings) -> Redis:
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url.get_secret_value(),
+        # Bounded: a burst of requests on a cold or just-recovered pool would otherwise open
+        # one connection each at the same moment and blow the tens-of-ms budget connecting.
+        max_connections=settings.redis_max_connections,
+        timeout=None,
+        # Every call is wrapped in asyncio.timeout(PGHA_REDIS_TIMEOUT_SECONDS), which also
+        # covers waiting for a pooled connection and connecting; redis-py drops a connection
+        # whose command was cancelled, so no reply can be misread later. A second per-read
+        # timeout inside redis-py would only add overhead to the hit path.
+        socket_timeout=None,
+        socket_connect_timeout=settings.redis_timeout_seconds,
+        # No client-side retries: the breaker decides when Redis is worth trying again.
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+        client_name="pgha-api",
+        # No CLIENT SETINFO: less handshake work per new connection.
+        driver_info=None,
+    )
+    return Redis.from_pool(pool)
+
+
+class LoopLag:
+    """How late this process's event loop runs callbacks right now (a decaying maximum).
+
+    A Redis reply waits in the same queue as every other ready callback; under CPU load that
+    wait alone can exceed a tens-of-ms budget while Redis itself answers in microseconds.
+    """
+
+    def __init__(self, interval: float = 0.02, decay: float = 0.9) -> None:
+        self._interval = interval
+        self._decay = decay
+        self.seconds = 0.0
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(self._interval)
+            lag = max(0.0, loop.time() - started - self._interval)
+            self.seconds = max(lag, self.seconds * self._decay)
+
+
+class ProductCache:
+    def __init__(self, client: Redis, settings: Settings, metrics: Metrics) -> None:
+        self.client = client
+        self.metrics = metrics
+        self._ttl = settings.cache_ttl_seconds
+        self._fence_ttl = settings.fence_ttl_seconds
+        self._base_timeout = settings.redis_timeout_seconds
+        self.loop_lag = LoopLag()
+        self._confirm_window = 2 * settings.redis_timeout_seconds
+        self._timeouts_since: float | None = None
+        self._pending_max = settings.recent_writes_max
+        self._fence_script = client.register_script(FENCE_LUA)
+        self._fill_script = client.register_script(FILL_LUA)
+        self.breaker = CircuitBreaker(settings.redis_breaker_seconds)
+        self.recent = RecentWrites(settings.fence_ttl_seconds, settings.recent_writes_max)
+        # Invalidations whose fence script failed: replayed before Redis is trusted again.
+        self._pending: OrderedDict[int, Fence] = OrderedDict()
+        self._pending_overflowed = False
+        self._warm_connections = settings.redis_max_connections
+        metrics.breaker_open.set_function(lambda: 0.0 if self.breaker.closed else 1.0)
+        metrics.pending_invalidations.set_function(lambda: float(len(self._pending)))
+
+    @property
+    def _timeout(self) -> float:
+        # The budget is for Redis, not for our own queueing: add the measured event-loop lag
+        # (capped), so an overloaded API keeps its cache instead of tripping the breaker and
+        # shifting its whole read load onto PostgreSQL at the worst moment.
+        return self._base_timeout + min(self.loop_lag.seconds, 3 * self._base_timeout)
+
+    # ---------------------------------------------------------------- breaker
+
+    def _read_failed(self, what: str, exc: BaseException) -> None:
+        # A timeout may be our own stall (GC pause, CPU starvation): then every in-flight
+        # call times out in the same instant while Redis is fine. Only timeouts that keep
+        # coming, with no success in between, for longer than the confirmation window trip
+        # the breaker; refused or reset connections trip it at once.
+        if isinstance(exc, TimeoutError | RedisTimeoutError) and self.breaker.closed:
+            now = time.monotonic()
+            if self._timeouts_since is None:
+                self._timeouts_since = now
+            if now - self._timeouts_since < self._confirm_window:
+                self.metrics.backend_errors.labels("redis").inc()
+                return
+        self._fail(what, exc)
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        self._timeouts_since = None
+        if self.breaker.closed:
+            log.warning(
+                "redis %s failed (%s); bypassing cache for a while", what, type(exc).__name__
+            )
+        self.breaker.trip()
+        self.metrics.backend_errors.labels("redis").inc()
+
+    async def recover(self) -> bool:
+        """Try to close an open breaker: probe, replay queued invalidations, warm the pool.
+
+        Runs only from the recovery loop (or a test), never on a request: one prober means a
+        recovering Redis is not hit by every waiting request at once, and requests never
+        pay for the replay.
+        """
+        if self.breaker.closed:
+            return True
+        if not self.breaker.cooled_down():
+            return False
+        try:
+            async with asyncio.timeout(max(self._timeout, 0.25)):
+                await self.client.ping()
+            while self._pending:
+                product_id, fence = next(iter(self._pending.items()))
+                await self._run_fence(product_id, fence)
+                if self._pending.get(product_id) == fence:
+                    del self._pending[product_id]
+            if self._pending_overflowed:
+                await self._drop_all_bodies()
+                self._pending_overflowed = False
+        except REDIS_ERRORS as exc:
+            self.breaker.trip()
+            self.metrics.backend_errors.labels("redis").inc()
+            log.debug("redis still unavailable: %s", type(exc).__name__)
+            return False
+        await self.warm()
+        if self._pending:
+            # A write queued while warming: replay it next round rather than close with a
+            # non-empty queue (no await from this check to close(), so none can slip in).
+            return False
+        self.breaker.close()
+        log.warning("redis reachable again; queued invalidations replayed, cache in use")
+        return True
+
+    async def warm(self) -> None:
+        """Open the pool's connections ahead of traffic, so bursts do not connect at once."""
+        with contextlib.suppress(*REDIS_ERRORS):
+            async with asyncio.timeout(1.0):
+                await asyncio.gather(*(self.client.ping() for _ in range(self._warm_connections)))
+
+    async def recovery_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.recover()
+            except Exception:
+                # Keep the loop alive: without it the breaker would never close again.
+                log.exception("redis recovery attempt failed unexpectedly")
+
+    async def _drop_all_bodies(self) -> None:
+        # Too many invalidations were lost to track them one by one: drop every cached body
+        # (fences stay) so nothing written during the outage can be served stale.
+        log.warning("invalidation queue overflowed during a redis outage; purging cache")
+        step_timeout = max(self._timeout, 1.0)
+        cursor: int = 0
+        while True:
+            async with asyncio.timeout(step_timeout):
+                page = await self.client.scan(cursor, match="product:*", count=1000)
+            cursor, keys = cast(tuple[int, list[bytes]], page)
+            bodies = [key for key in keys if not key.endswith(b":fence")]
+            if bodies:
+                async with asyncio.timeout(step_timeout):
+                    await self.client.unlink(*bodies)
+            if cursor == 0:
+                return
+
+    # ------------------------------------------------------------------ reads
+
+    async def lookup(self, product_id: int) -> Lookup:
+        local = self.recent.get(product_id)
+        if not self.breaker.closed:
+            self.metrics.cache.labels("bypass").inc()
+            return Lookup("bypass", fence=local)
+        try:
+            async with asyncio.timeout(self._timeout):
+                values = await self.client.mget(cache_key(product_id), fence_key(product_id))
+            # The client does not decode: values are bytes (or None for absent keys).
+            cached, raw_fence = cast(list[bytes | None], values)
+        except REDIS_ERRORS as exc:
+            self._read_failed("lookup", exc)
+            self.metrics.cache.labels("bypass").inc()
+            return Lookup("bypass", fence=local)
+        self._timeouts_since = None
+        fence = merge(Fence.decode(raw_fence), local)
+        if cached is not None:
+            sep = cached.find(b"|")
+            version = int(cached[:sep])
+            if fence is None or fence.admits_cached(version):
+                self.metrics.cache.labels("hit").inc()
+                return Lookup("hit", body=cached[sep + 1 :], version=version)
+        self.metrics.cache.labels("miss").inc()
+        return Lookup("miss", fence=fence)
+
+    async def fill(self, product_id: int, version: int, body: bytes) -> bool:
+        if not self.breaker.closed:
+            return False
+        try:
+            async with asyncio.timeout(self._timeout):
+                stored = await self._fill_script(
+                    keys=[cache_key(product_id), fence_key(product_id)],
+                    args=[version, b"%d|%s" % (version, body), self._ttl],
+                )
+        except REDIS_ERRORS as exc:
+            self._read_failed("fill", exc)
+            return False
+        return bool(stored)
+
+    # ----------------------------------------------------------------- writes
+
+    async def _run_fence(self, product_id: int, fence: Fence) -> None:
+        async with asyncio.timeout(self._timeout):
+            await self._fence_script(
+                keys=[cache_key(product_id), fence_key(product_id)],
+                args=[fence.encode(), self._fence_ttl],
+            )
+
+    async def record_write(self, product_id: int, fence: Fence) -> bool:
+        """Publish a committed write's fence; on failure queue it. True if Redis took it."""
+        # Local first: this process must honour the fence even if Redis never hears of it.
+        self.recent.put(product_id, fence)
+        if self.breaker.closed:
+            try:
+                await self._run_fence(product_id, fence)
+                return True
+            except REDIS_ERRORS as exc:
+                self._fail("invalidation", exc)
+        self.metrics.invalidation_failures.inc()
+        self._pending[product_id] = merge(self._pending.get(product_id), fence) or fence
+        self._pending.move_to_end(product_id)
+        if len(self._pending) > self._pending_max:
+            self._pending.popitem(last=False)
+            self._pending_overflowed = True
+        log.warning("invalidation of product %s queued until redis recovers", product_id)
+        return False
+
+    async def ping(self) -> None:
+        async with asyncio.timeout(max(self._timeout, 0.25)):
+            await self.client.ping()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)

@@ -1,0 +1,140 @@
+"""Read and write paths for products: cache, fences, replica, and primary fallbacks."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from .cache import Fence, ProductCache
+from .config import Settings
+from .db import Database, DatabaseUnavailable, Source, VersionConflict
+from .errors import NotFound, PrimaryUnavailable, ReplicaUnavailable, VersionMismatch
+from .metrics import Metrics
+from .models import ProductIn, ProductRow
+
+log = logging.getLogger("pgha.catalog")
+
+ReadSource = Literal["cache", "replica", "primary"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    body: bytes
+    version: int
+    cache: Literal["HIT", "MISS", "BYPASS"]
+    source: ReadSource
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-Cache": self.cache, "X-Read-Source": self.source, "ETag": f'"{self.version}"'}
+
+
+class Catalog:
+    def __init__(
+        self, settings: Settings, db: Database, cache: ProductCache, metrics: Metrics
+    ) -> None:
+        self.db = db
+        self.cache = cache
+        self.metrics = metrics
+        self.fallback_to_primary = settings.read_fallback == "primary"
+
+    # ------------------------------------------------------------------ reads
+
+    async def _read_replica(self, product_id: int) -> tuple[ProductRow | None, Source]:
+        try:
+            return await self.db.read_product(self.db.read, product_id)
+        except DatabaseUnavailable as exc:
+            self.metrics.backend_errors.labels("replica").inc()
+            if not self.fallback_to_primary:
+                raise ReplicaUnavailable(f"read path unavailable: {exc.reason}") from exc
+            log.info("read pool unavailable (%s); falling back to the primary", exc.reason)
+        return await self._read_primary(product_id, "read path and primary both unavailable")
+
+    async def _read_primary(self, product_id: int, why: str) -> tuple[ProductRow | None, Source]:
+        try:
+            return await self.db.read_product(self.db.write, product_id)
+        except DatabaseUnavailable as exc:
+            self.metrics.backend_errors.labels("primary").inc()
+            raise PrimaryUnavailable(f"{why}: {exc.reason}") from exc
+
+    async def get(self, product_id: int) -> ReadResult:
+        lookup = await self.cache.lookup(product_id)
+        if lookup.status == "hit":
+            assert lookup.body is not None and lookup.version is not None
+            self.metrics.read_source.labels("cache").inc()
+            return ReadResult(lookup.body, lookup.version, "HIT", "cache")
+
+        # Already merged: Redis's fence (every instance) and this process's recent writes.
+        fence = lookup.fence
+        row, source = await self._read_replica(product_id)
+        if (
+            source == "replica"
+            and fence is not None
+            and not fence.admits_row(None if row is None else row.version)
+        ):
+            # The replica has not replayed a write this client may already have seen.
+            self.metrics.fence_redirects.inc()
+            row, source = await self._read_primary(
+                product_id, "replica is behind a recent write and the primary is unavailable"
+            )
+        self.metrics.read_source.labels(source).inc()
+        cache_status: Literal["MISS", "BYPASS"] = "MISS" if lookup.status == "miss" else "BYPASS"
+        if row is None:
+            raise NotFound(headers={"X-Cache": cache_status, "X-Read-Source": source})
+        body = row.to_json()
+        if lookup.status == "miss":
+            await self.cache.fill(product_id, row.version, body)
+        return ReadResult(body, row.version, cache_status, source)
+
+    async def page(self, after: int, limit: int) -> tuple[list[ProductRow], Source]:
+        try:
+            return await self.db.read_page(self.db.read, after, limit)
+        except DatabaseUnavailable as exc:
+            self.metrics.backend_errors.labels("replica").inc()
+            if not self.fallback_to_primary:
+                raise ReplicaUnavailable(f"read path unavailable: {exc.reason}") from exc
+        try:
+            return await self.db.read_page(self.db.write, after, limit)
+        except DatabaseUnavailable as exc:
+            self.metrics.backend_errors.labels("primary").inc()
+            raise PrimaryUnavailable(
+                f"read path and primary both unavailable: {exc.reason}"
+            ) from exc
+
+    # ----------------------------------------------------------------- writes
+
+    def _primary_down(self, exc: DatabaseUnavailable) -> PrimaryUnavailable:
+        self.metrics.backend_errors.labels("primary").inc()
+        return PrimaryUnavailable(f"write path unavailable: {exc.reason}")
+
+    async def create(self, data: ProductIn) -> ProductRow:
+        try:
+            row = await self.db.insert(data)
+        except DatabaseUnavailable as exc:
+            raise self._primary_down(exc) from exc
+        await self.cache.record_write(row.id, Fence.for_write(row.version))
+        return row
+
+    async def replace(
+        self, product_id: int, data: ProductIn, expected_version: int | None
+    ) -> ProductRow:
+        try:
+            row = await self.db.update(product_id, data, expected_version)
+        except DatabaseUnavailable as exc:
+            raise self._primary_down(exc) from exc
+        except VersionConflict as exc:
+            raise VersionMismatch("If-Match does not match the current version") from exc
+        if row is None:
+            raise NotFound
+        await self.cache.record_write(product_id, Fence.for_write(row.version))
+        return row
+
+    async def delete(self, product_id: int) -> None:
+        try:
+            last_version = await self.db.delete(product_id)
+        except DatabaseUnavailable as exc:
+            raise self._primary_down(exc) from exc
+        if last_version is None:
+            raise NotFound
+        await self.cache.record_write(product_id, Fence.for_delete(last_version))

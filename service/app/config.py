@@ -1,0 +1,47 @@
+"""Runtime settings read from ``PGHA_*`` environment variables (the contract with infra)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PGHA_", extra="ignore", frozen=True)
+
+    # Secrets carry credentials, so they have no defaults and never appear in reprs or logs.
+    write_dsn: SecretStr
+    read_dsn: SecretStr
+    redis_url: SecretStr
+
+    cache_ttl_seconds: int = Field(default=60, ge=1)
+    read_fallback: Literal["none", "primary"] = "none"
+    fence_ttl_seconds: int = Field(default=300, ge=1)
+    db_connect_timeout_seconds: float = Field(default=1.5, gt=0)
+    redis_timeout_seconds: float = Field(default=0.05, gt=0)
+    redis_breaker_seconds: float = Field(default=3.0, ge=0)
+    pool_min: int = Field(default=1, ge=0)
+    pool_max: int = Field(default=10, ge=1)
+    log_level: str = "INFO"
+
+    # Not part of the infra contract; defaults are tuned for "503 within 2 s" and fast recovery.
+    pool_timeout_seconds: float = Field(default=1.5, gt=0)
+    pool_degraded_timeout_seconds: float = Field(default=0.25, gt=0)
+    pool_reconnect_timeout_seconds: float = Field(default=5.0, gt=0)
+    recent_writes_max: int = Field(default=10_000, ge=1)
+    redis_max_connections: int = Field(default=16, ge=1)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> Settings:
+        if self.pool_min > self.pool_max:
+            raise ValueError("PGHA_POOL_MIN must not exceed PGHA_POOL_MAX")
+        return self
+
+    @property
+    def connect_timeout_param(self) -> int:
+        # libpq only takes whole seconds and treats anything below 2 as 2; the pool wait
+        # (pool_timeout_seconds) is what actually bounds a request.
+        return max(2, round(self.db_connect_timeout_seconds))

@@ -1,0 +1,371 @@
+"""PostgreSQL access: the write and read pools, the schema bootstrap, and all product SQL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal, TypeVar
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from .config import Settings
+from .models import INT4_MAX, ProductIn, ProductRow
+
+log = logging.getLogger("pgha.db")
+
+T = TypeVar("T")
+Source = Literal["primary", "replica"]
+
+# Arbitrary constant shared by every API instance: serialises concurrent schema creation.
+SCHEMA_LOCK_KEY = 0x70676861
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS products (
+    id          bigserial PRIMARY KEY,
+    name        text          NOT NULL,
+    description text,
+    price       numeric(12,2) NOT NULL CHECK (price >= 0),
+    stock       integer       NOT NULL CHECK (stock >= 0),
+    version     integer       NOT NULL DEFAULT 1,
+    updated_at  timestamptz   NOT NULL DEFAULT now()
+)
+"""
+
+_COLUMNS = "id, name, description, price, stock, version, updated_at"
+
+# LEFT JOIN from a one-row relation so the role of the server comes back even when the
+# product does not exist: "not found" must be attributed to the right source too.
+_READ_ONE = f"""
+SELECT pg_is_in_recovery(), {", ".join("p." + c for c in _COLUMNS.split(", "))}
+FROM (SELECT 1) AS one LEFT JOIN products AS p ON p.id = %s
+"""
+
+_READ_PAGE = f"""
+SELECT pg_is_in_recovery(), {", ".join("p." + c for c in _COLUMNS.split(", "))}
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT {_COLUMNS} FROM products WHERE id > %s ORDER BY id LIMIT %s
+) AS p ON true
+ORDER BY p.id
+"""
+
+_INSERT = f"""
+INSERT INTO products (name, description, price, stock) VALUES (%s, %s, %s, %s)
+RETURNING {_COLUMNS}
+"""
+
+_UPDATE = f"""
+UPDATE products
+SET name = %s, description = %s, price = %s, stock = %s,
+    version = version + 1, updated_at = now()
+WHERE id = %s AND (%s::integer IS NULL OR version = %s::integer)
+RETURNING {_COLUMNS}
+"""
+
+_DELETE = "DELETE FROM products WHERE id = %s RETURNING version"
+_CURRENT_VERSION = "SELECT version FROM products WHERE id = %s"
+
+# Errors that mean "this server or the path to it is not usable right now".
+_UNAVAILABLE = (PoolTimeout, psycopg.OperationalError)
+
+
+class DatabaseUnavailable(Exception):
+    """A pool could not serve the request; ``reason`` is safe to show to clients."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class VersionConflict(Exception):
+    pass
+
+
+def _row(values: tuple[Any, ...]) -> ProductRow | None:
+    if values[0] is None:
+        return None
+    pid, name, description, price, stock, version, updated_at = values
+    return ProductRow(pid, name, description, Decimal(price), stock, version, updated_at)
+
+
+def _describe(exc: BaseException) -> str:
+    # Never echo driver messages: they name hosts and ports of the internal topology.
+    if isinstance(exc, PoolTimeout):
+        return "no connection available in time"
+    if isinstance(exc, pgerrors.ReadOnlySqlTransaction):
+        return "the write endpoint reached a read-only (standby) server"
+    if isinstance(exc, pgerrors.UndefinedTable):
+        return "schema not initialised yet"
+    if isinstance(exc, psycopg.OperationalError):
+        return f"connection failed ({type(exc).__name__})"
+    return f"database error ({type(exc).__name__})"
+
+
+class GuardedPool:
+    """A pool plus a memory of its last failure.
+
+    After a failure, callers wait only briefly for a connection: while a server is down
+    every request would otherwise sit out the full pool timeout, piling up clients.
+    """
+
+    def __init__(self, name: str, pool: AsyncConnectionPool, settings: Settings) -> None:
+        self.name = name
+        self.pool = pool
+        self._full_wait = settings.pool_timeout_seconds
+        self._short_wait = min(settings.pool_degraded_timeout_seconds, self._full_wait)
+        self._degraded_for = max(2.0, 2 * self._full_wait)
+        self._failed_at = -math.inf
+
+    def wait_timeout(self) -> float:
+        if time.monotonic() - self._failed_at < self._degraded_for:
+            return self._short_wait
+        return self._full_wait
+
+    def mark_failed(self) -> None:
+        if self._failed_at == -math.inf:
+            log.warning("%s pool unavailable; failing fast until it recovers", self.name)
+        self._failed_at = time.monotonic()
+
+    def mark_ok(self) -> None:
+        if self._failed_at != -math.inf:
+            log.warning("%s pool recovered", self.name)
+            self._failed_at = -math.inf
+
+    @asynccontextmanager
+    async def connection(self, timeout: float | None = None) -> AsyncIterator[Any]:
+        async with self.pool.connection(timeout=timeout or self.wait_timeout()) as conn:
+            try:
+                yield conn
+            except (psycopg.OperationalError, pgerrors.ReadOnlySqlTransaction):
+                # Really close (the pool sees it closed and replaces it): the server is gone,
+                # or HAProxy pinned this session to a node that is no longer the primary.
+                await conn.close()
+                raise
+
+
+class Database:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        common: dict[str, Any] = {
+            "autocommit": True,
+            "connect_timeout": settings.connect_timeout_param,
+            "application_name": "pgha-api",
+            # Detect a peer that vanished without a FIN (host down, network partition).
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 2,
+            "tcp_user_timeout": 2000,
+        }
+
+        def make(name: str, dsn: str) -> GuardedPool:
+            pool: AsyncConnectionPool = AsyncConnectionPool(
+                dsn,
+                kwargs=common,
+                min_size=settings.pool_min,
+                max_size=settings.pool_max,
+                open=False,
+                name=name,
+                timeout=settings.pool_timeout_seconds,
+                check=AsyncConnectionPool.check_connection,
+                reconnect_timeout=settings.pool_reconnect_timeout_seconds,
+            )
+            return GuardedPool(name, pool, settings)
+
+        self.write = make("write", settings.write_dsn.get_secret_value())
+        self.read = make("read", settings.read_dsn.get_secret_value())
+        self.schema_ready = asyncio.Event()
+
+    async def open(self) -> None:
+        # wait=False: the API must start (and report not-ready) even with a database down.
+        await self.write.pool.open(wait=False)
+        await self.read.pool.open(wait=False)
+
+    async def close(self) -> None:
+        await asyncio.gather(self.write.pool.close(timeout=2), self.read.pool.close(timeout=2))
+
+    def pool_stats(self) -> dict[str, dict[str, int]]:
+        return {g.name: g.pool.get_stats() for g in (self.write, self.read)}
+
+    # ----------------------------------------------------------------- schema
+
+    async def ensure_schema(self) -> None:
+        async with self.write.connection(timeout=self.settings.pool_timeout_seconds) as conn:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+                await conn.execute(SCHEMA_SQL)
+        self.schema_ready.set()
+
+    async def bootstrap_schema(self) -> None:
+        """Create the schema, retrying forever: the primary may come up after the API."""
+        delay = 0.25
+        while True:
+            try:
+                await self.ensure_schema()
+                log.info("schema ready")
+                return
+            except psycopg.Error as exc:
+                # Unavailability and misconfiguration (e.g. missing privileges) alike: keep
+                # retrying and keep saying why, rather than dying silently in the background.
+                log.warning(
+                    "schema bootstrap deferred: %s; retrying in %.1fs", _describe(exc), delay
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    # ------------------------------------------------------------------ reads
+
+    async def _read(self, guard: GuardedPool, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        # Reads are idempotent, so one retry on a fresh connection hides a connection that
+        # broke since it was checked (e.g. right after a failover).
+        for attempt in (1, 2):
+            try:
+                async with guard.connection() as conn:
+                    cur = await conn.execute(sql, params, prepare=True)
+                    rows: list[Any] = await cur.fetchall()
+                guard.mark_ok()
+                return rows
+            except PoolTimeout as exc:
+                # Already waited for a connection; a second wait would only double the delay.
+                # (Caught first: PoolTimeout is itself an OperationalError.)
+                guard.mark_failed()
+                raise DatabaseUnavailable(_describe(exc)) from exc
+            except psycopg.OperationalError as exc:
+                if attempt == 2:
+                    guard.mark_failed()
+                    raise DatabaseUnavailable(_describe(exc)) from exc
+                log.info(
+                    "read on %s pool failed (%s), retrying once", guard.name, type(exc).__name__
+                )
+            except pgerrors.UndefinedTable as exc:
+                raise DatabaseUnavailable(_describe(exc)) from exc
+        raise AssertionError("unreachable")
+
+    async def read_product(
+        self, guard: GuardedPool, product_id: int
+    ) -> tuple[ProductRow | None, Source]:
+        rows = await self._read(guard, _READ_ONE, (product_id,))
+        in_recovery, *values = rows[0]
+        return _row(tuple(values)), "replica" if in_recovery else "primary"
+
+    async def read_page(
+        self, guard: GuardedPool, after: int, limit: int
+    ) -> tuple[list[ProductRow], Source]:
+        rows = await self._read(guard, _READ_PAGE, (after, limit))
+        source: Source = "replica" if rows[0][0] else "primary"
+        products = [r for r in (_row(tuple(values[1:])) for values in rows) if r is not None]
+        return products, source
+
+    async def probe(self, guard: GuardedPool, timeout: float) -> bool:
+        """Return ``pg_is_in_recovery()`` of the server behind ``guard``; raises if down."""
+        async with guard.connection(timeout=timeout) as conn:
+            cur = await conn.execute("SELECT pg_is_in_recovery()")
+            row = await cur.fetchone()
+        assert row is not None
+        guard.mark_ok()
+        return bool(row[0])
+
+    # ----------------------------------------------------------------- writes
+
+    async def _write(self, op: Callable[[Any], Awaitable[T]]) -> T:
+        for attempt in (1, 2):
+            try:
+                async with self.write.connection() as conn:
+                    async with conn.transaction():
+                        result = await op(conn)
+                self.write.mark_ok()
+                return result
+            except pgerrors.UndefinedTable as exc:
+                raise DatabaseUnavailable(_describe(exc)) from exc
+            except pgerrors.ReadOnlySqlTransaction as exc:
+                # After a switchover every pooled session may still be pinned to the demoted
+                # node: replace them all, then retry once. Safe: a read-only server rejected
+                # the first write statement, so nothing was committed.
+                await self.write.pool.drain()
+                if attempt == 2:
+                    self.write.mark_failed()
+                    raise DatabaseUnavailable(_describe(exc)) from exc
+                log.warning("write reached a read-only server; reconnecting and retrying once")
+            except _UNAVAILABLE as exc:
+                # No retry: a connection lost around COMMIT leaves the outcome unknown.
+                self.write.mark_failed()
+                raise DatabaseUnavailable(_describe(exc)) from exc
+        raise AssertionError("unreachable")
+
+    async def insert(self, data: ProductIn) -> ProductRow:
+        async def op(conn: Any) -> ProductRow:
+            cur = await conn.execute(_INSERT, (data.name, data.description, data.price, data.stock))
+            row = _row(await cur.fetchone())
+            assert row is not None
+            return row
+
+        return await self._write(op)
+
+    async def update(
+        self, product_id: int, data: ProductIn, expected_version: int | None
+    ) -> ProductRow | None:
+        """Replace a product; ``None`` if absent, ``VersionConflict`` if If-Match failed."""
+
+        async def op(conn: Any) -> ProductRow | None:
+            if expected_version is not None and not 0 <= expected_version <= INT4_MAX:
+                cur = await conn.execute(_CURRENT_VERSION, (product_id,))
+                if await cur.fetchone() is None:
+                    return None
+                raise VersionConflict
+            cur = await conn.execute(
+                _UPDATE,
+                (
+                    data.name,
+                    data.description,
+                    data.price,
+                    data.stock,
+                    product_id,
+                    expected_version,
+                    expected_version,
+                ),
+            )
+            if (values := await cur.fetchone()) is not None:
+                return _row(values)
+            if expected_version is None:
+                return None
+            cur = await conn.execute(_CURRENT_VERSION, (product_id,))
+            if await cur.fetchone() is None:
+                return None
+            raise VersionConflict
+
+        return await self._write(op)
+
+    async def delete(self, product_id: int) -> int | None:
+        """Delete a product; return the version it had, or ``None`` if it did not exist."""
+
+        async def op(conn: Any) -> int | None:
+            cur = await conn.execute(_DELETE, (product_id,))
+            row = await cur.fetchone()
+            return None if row is None else int(row[0])
+
+        return await self._write(op)
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    ok: bool
+    latency_ms: float
+    in_recovery: bool | None = None
+    error: str | None = None
+
+
+async def timed_probe(call: Callable[[], Awaitable[bool]]) -> Probe:
+    started = time.perf_counter()
+    try:
+        in_recovery = await call()
+    except (*_UNAVAILABLE, pgerrors.Error) as exc:
+        return Probe(False, (time.perf_counter() - started) * 1000, error=_describe(exc))
+    return Probe(True, (time.perf_counter() - started) * 1000, in_recovery=in_recovery)

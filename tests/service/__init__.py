@@ -1,0 +1,1 @@
+"""Tests of the product API against real PostgreSQL, replica and Redis processes."""
