@@ -21,8 +21,15 @@ def other(deployment: Deployment) -> str:
     return deployment.replicas[0]
 
 
-def write(http: httpx.Client, name: str) -> int:
-    res = http.post("/products", json={"name": name, "price": "1.00", "stock": 1})
+def write(http: httpx.Client, name: str, within: float = 30.0) -> int:
+    """POSTs a product, retrying 503s for `within` seconds: right after a
+    failover the API's write pool may still be reconnecting."""
+    deadline = time.monotonic() + within
+    while True:
+        res = http.post("/products", json={"name": name, "price": "1.00", "stock": 1})
+        if res.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
     assert res.status_code == 201, res.text
     return res.json()["id"]
 
