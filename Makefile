@@ -2,6 +2,8 @@
 # proves everything against a throwaway stack; both run `make setup` first.
 SHELL := /bin/bash
 STACK ?= dev
+# Nodes of the throwaway stack the e2e tests deploy.
+PGHA_TEST_NODES ?= pg-0 pg-1
 ENV := source scripts/env.sh &&
 
 .PHONY: setup up down destroy test test-unit test-service test-e2e lint failover shell preview outputs clean bench chaos
@@ -35,8 +37,8 @@ test-unit:
 test-service:
 	$(ENV) pytest -q tests/service
 
-test-e2e:
-	$(ENV) pytest -q tests/e2e
+test-e2e: setup
+	$(ENV) PGHA_TEST_NODES="$(PGHA_TEST_NODES)" pytest -q tests/e2e
 
 test: setup
 	$(ENV) ruff check . && pytest -q tests

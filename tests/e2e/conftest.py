@@ -131,7 +131,12 @@ def record(name: str, value: object) -> None:
     """Appends a measurement to bench/results/e2e-measurements.jsonl (figures, not asserts)."""
     path = ROOT / "bench" / "results" / "e2e-measurements.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "name": name, "value": value}
+    line = {
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "nodes": len(os.environ.get("PGHA_TEST_NODES", "pg-0 pg-1").split()),
+        "name": name,
+        "value": value,
+    }
     with path.open("a") as f:
         f.write(json.dumps(line) + "\n")
     _log(f"measured {name} = {value}")
