@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import tarfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
@@ -66,6 +67,21 @@ def _changed(olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
     return sorted(k for k in keys if olds.get(k) != news.get(k))
 
 
+def _replace_diff(olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+    """Any input change replaces the resource; names are fixed, so the old one goes first."""
+    changed = _changed({k: olds.get(k) for k in news}, news)
+    return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=True)
+
+
+def _remove_if_present(remove: Callable[[], Any]) -> None:
+    """Deletes are idempotent: something already removed by hand is not an error."""
+    try:
+        remove()
+    except Exception as exc:
+        if not is_not_found(exc):
+            raise
+
+
 # --- Network ---------------------------------------------------------------
 
 
@@ -86,15 +102,10 @@ class _NetworkProvider(ResourceProvider):
         return CreateResult(id_=net.id, outs=outs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = _changed({k: olds.get(k) for k in news}, news)
-        return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=True)
+        return _replace_diff(olds, news)
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
-        try:
-            client().networks.get(_id).remove()
-        except Exception as exc:
-            if not is_not_found(exc):
-                raise
+        _remove_if_present(lambda: client().networks.get(_id).remove())
 
 
 class Network(Resource, module="docker", name="Network"):
@@ -128,15 +139,10 @@ class _VolumeProvider(ResourceProvider):
         return CreateResult(id_=vol.name, outs=props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = _changed(olds, news)
-        return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=True)
+        return _replace_diff(olds, news)
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
-        try:
-            client().volumes.get(_id).remove()
-        except Exception as exc:
-            if not is_not_found(exc):
-                raise
+        _remove_if_present(lambda: client().volumes.get(_id).remove())
 
 
 class Volume(Resource, module="docker", name="Volume"):
@@ -379,10 +385,9 @@ class _ContainerProvider(ResourceProvider):
         return CreateResult(id_=cid, outs=props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = _changed(olds, news)
-        if changed == ["uploads"] and news.get("reload_signal"):
+        if _changed(olds, news) == ["uploads"] and news.get("reload_signal"):
             return DiffResult(changes=True, replaces=[])
-        return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=True)
+        return _replace_diff(olds, news)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         api = client().api
@@ -396,12 +401,8 @@ class _ContainerProvider(ResourceProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         api = client().api
-        try:
-            api.stop(_id, timeout=int(props.get("stop_timeout") or 30))
-            api.remove_container(_id, force=True, v=False)
-        except Exception as exc:
-            if not is_not_found(exc):
-                raise
+        _remove_if_present(lambda: api.stop(_id, timeout=int(props.get("stop_timeout") or 30)))
+        _remove_if_present(lambda: api.remove_container(_id, force=True, v=False))
 
 
 class Container(Resource, module="docker", name="Container"):
