@@ -1,0 +1,46 @@
+-- GET /products/{id} over an id list (one id per line in a file).
+-- Arguments after `--`: <ids file> <mode: cycle|once> <thread count>.
+-- Each wrk thread walks its own contiguous slice in order, so with `once`
+-- every id is requested at most once in the whole run; if a thread runs out
+-- it starts its slice again and counts the re-reads in c_repeats, which the
+-- runner reports (re-reads of a just-filled id would be cache hits).
+dofile(os.getenv("PGHA_BENCH_LUA") .. "/report.lua")
+
+local ids = {}
+local pos = 0
+local mode = "cycle"
+
+function init(args)
+  local path, threads = args[1], tonumber(args[3]) or 1
+  mode = args[2] or "cycle"
+  local all = {}
+  for line in io.lines(path) do
+    if line ~= "" then
+      table.insert(all, line)
+    end
+  end
+  local index = tonumber(bench_index) or 0
+  local per = math.ceil(#all / threads)
+  for i = index * per + 1, math.min((index + 1) * per, #all) do
+    table.insert(ids, all[i])
+  end
+  if #ids == 0 then
+    ids = all
+  end
+end
+
+function request()
+  pos = pos + 1
+  if pos > #ids then
+    pos = 1
+    if mode == "once" then
+      -- Counted per wrap-around; the runner turns it into a warning.
+      c_repeats = c_repeats + #ids
+    end
+  end
+  return wrk.format("GET", "/products/" .. ids[pos])
+end
+
+function response(status, headers, body)
+  count_response(status, headers)
+end
