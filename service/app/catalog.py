@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-from .cache import Fence, ProductCache
+from .cache import Fence, Lookup, ProductCache
 from .config import Settings
 from .db import Database, DatabaseUnavailable, Source, VersionConflict
 from .errors import NotFound, PrimaryUnavailable, ReplicaUnavailable, VersionMismatch
@@ -58,11 +58,13 @@ class Catalog:
             self.metrics.backend_errors.labels("primary").inc()
             raise PrimaryUnavailable(f"{why}: {exc.reason}") from exc
 
-    async def get(self, product_id: int) -> ReadResult:
-        lookup = await self.cache.lookup(product_id)
+    async def get(self, product_id: int, lookup: Lookup | None = None) -> ReadResult:
+        """Read one product; ``lookup`` is a cache lookup already made for this request."""
+        if lookup is None:
+            lookup = await self.cache.lookup(product_id)
         if lookup.status == "hit":
             assert lookup.body is not None and lookup.version is not None
-            self.metrics.read_source.labels("cache").inc()
+            self.metrics.read_source_children["cache"].inc()
             return ReadResult(lookup.body, lookup.version, "HIT", "cache")
 
         # Already merged: Redis's fence (every instance) and this process's recent writes.
@@ -78,7 +80,7 @@ class Catalog:
             row, source = await self._read_primary(
                 product_id, "replica is behind a recent write and the primary is unavailable"
             )
-        self.metrics.read_source.labels(source).inc()
+        self.metrics.read_source_children[source].inc()
         cache_status: Literal["MISS", "BYPASS"] = "MISS" if lookup.status == "miss" else "BYPASS"
         if row is None:
             raise NotFound(headers={"X-Cache": cache_status, "X-Read-Source": source})

@@ -17,6 +17,7 @@ from .config import Settings
 from .db import Database
 from .deps import AppContext
 from .errors import install_error_handlers
+from .fastpath import PghaApi, assert_route_exists
 from .limits import BodyLimitMiddleware
 from .metrics import Metrics, MetricsMiddleware
 from .routes import health, products
@@ -78,9 +79,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await db.close()
+            await cache.aclose()
             await redis.aclose()
 
-    app = FastAPI(
+    # PghaApi answers cache hits of GET /products/{id} before FastAPI's own stack (see
+    # app/fastpath.py); every other request, and every non-hit, takes the normal path.
+    app = PghaApi(
         title="pgha products API",
         version="1.0.0",
         summary="Products on a PostgreSQL primary/replica pair behind HAProxy, cached in Redis.",
@@ -92,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(products.router)
     app.include_router(health.router)
+    assert_route_exists(products.router)
     # Added last = outermost: metrics see the 413s produced by the body limit too.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -83,12 +83,22 @@ class Metrics:
         self.breaker_open = Gauge(
             "pgha_redis_breaker_open", "1 while the Redis circuit breaker is open.", registry=r
         )
-        for result in ("hit", "miss", "bypass"):
-            self.cache.labels(result)
         for dependency in ("primary", "replica", "redis"):
             self.backend_errors.labels(dependency)
-        for source in ("cache", "replica", "primary"):
-            self.read_source.labels(source)
+        # Bound once: labels() takes a lock and builds a key on every call, which the
+        # cache-hit path would otherwise pay several times per request.
+        self.cache_hit = self.cache.labels("hit")
+        self.cache_miss = self.cache.labels("miss")
+        self.cache_bypass = self.cache.labels("bypass")
+        self.read_source_children = {
+            source: self.read_source.labels(source) for source in ("cache", "replica", "primary")
+        }
+        self.redis_errors = self.backend_errors.labels("redis")
+
+    def route_children(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        """The request counter and latency histogram children of one label set."""
+        labels = (method, route, str(status))
+        return self.requests.labels(*labels), self.latency.labels(*labels)
 
     def watch_pools(self, stats: PoolStats) -> None:
         self.registry.register(_PoolCollector(stats))
@@ -127,10 +137,7 @@ class MetricsMiddleware:
             labels = (scope["method"], path, str(status))
             children = self._children.get(labels)
             if children is None:
-                children = (
-                    self.metrics.requests.labels(*labels),
-                    self.metrics.latency.labels(*labels),
-                )
+                children = self.metrics.route_children(scope["method"], path, status)
                 self._children[labels] = children
             children[0].inc()
             children[1].observe(elapsed)

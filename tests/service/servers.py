@@ -326,9 +326,23 @@ class RedisNode:
 class ApiProcess:
     """The service under uvicorn, exactly as the image runs it (uvloop + httptools)."""
 
-    def __init__(self, name: str, base: Path, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        base: Path,
+        env: Mapping[str, str],
+        *,
+        app_dir: Path = SERVICE_DIR,
+        target: str = "app.main:create_app",
+        factory: bool = True,
+    ) -> None:
         self.name = name
         self.env = dict(env)
+        # Overridable so the load check can run an older tree or a bare Starlette app
+        # under exactly the same uvicorn flags.
+        self.app_dir = app_dir
+        self.target = target
+        self.factory = factory
         self.port = free_port()
         self.logfile = base / f"api-{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -344,10 +358,10 @@ class ApiProcess:
             sys.executable,
             "-m",
             "uvicorn",
-            "app.main:create_app",
-            "--factory",
+            self.target,
+            *(["--factory"] if self.factory else []),
             "--app-dir",
-            str(SERVICE_DIR),
+            str(self.app_dir),
             "--host",
             "127.0.0.1",
             "--port",

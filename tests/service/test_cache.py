@@ -37,9 +37,11 @@ def run_with_cache(
     async def main() -> None:
         settings = settings_for(url, **overrides)
         client = make_client(settings)
+        cache = ProductCache(client, settings, Metrics())
         try:
-            await body(ProductCache(client, settings, Metrics()))
+            await body(cache)
         finally:
+            await cache.aclose()
             await client.aclose()
 
     asyncio.run(main())

@@ -1,0 +1,264 @@
+"""The cache-hit fast path (app/fastpath.py) and the pipelined Redis connection under it.
+
+The fast path answers hits before FastAPI, so these tests pin down that it is invisible:
+same bytes and headers as the route, same fences, same metrics, same OpenAPI document, and a
+single Redis round trip per read whichever path answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from app.cache import ProductCache, lookup_command
+from app.fastpath import parse_product_id
+from app.models import INT8_MAX
+from app.redispipe import RedisPipe, encode_command
+
+from .conftest import Stack, make_product
+from .test_cache import run_with_cache
+
+SNAPSHOT = Path(__file__).with_name("openapi_snapshot.json")
+ROUTE_200 = 'pgha_http_requests_total{method="GET",route="/products/{product_id}",status="200"}'
+ROUTE_200_COUNT = (
+    'pgha_http_request_duration_seconds_count{method="GET",route="/products/{product_id}",'
+    'status="200"}'
+)
+CACHE_HIT = 'pgha_cache_requests_total{result="hit"}'
+SOURCE_CACHE = 'pgha_read_source_total{source="cache"}'
+
+_ids = itertools.count(8_000_000_000)
+
+
+def _metric(text: str, series: str) -> float:
+    match = re.search(rf"^{re.escape(series)} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def _without_date(response: httpx.Response) -> list[tuple[bytes, bytes]]:
+    return [(k, v) for k, v in response.headers.raw if k.lower() != b"date"]
+
+
+# ------------------------------------------------------------------ parsing
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/products/1", 1),
+        ("/products/42", 42),
+        (f"/products/{INT8_MAX}", INT8_MAX),
+        ("/products/", None),
+        ("/products/0", None),
+        ("/products/007", None),
+        ("/products/+7", None),
+        ("/products/-7", None),
+        ("/products/7/", None),
+        ("/products/7 ", None),
+        ("/products/\u0663", None),  # ARABIC-INDIC DIGIT THREE: isdigit(), but not ours
+        (f"/products/{INT8_MAX + 1}", None),
+        ("/products/99999999999999999999", None),
+    ],
+)
+def test_only_canonical_ids_take_the_fast_path(path: str, expected: int | None) -> None:
+    assert parse_product_id(path) == expected
+
+
+def test_lookup_command_is_the_resp_encoding_of_mget() -> None:
+    for pid in (1, 9, 10, 123456, INT8_MAX):
+        assert lookup_command(pid) == encode_command(
+            "MGET", f"product:{pid}", f"product:{pid}:fence"
+        )
+
+
+def test_only_plain_redis_urls_are_pipelined() -> None:
+    kwargs: dict[str, Any] = {"client_name": None, "connect_timeout": 0.05}
+    assert RedisPipe.from_url("redis://u:p@127.0.0.1:6380/2", **kwargs) is not None
+    assert RedisPipe.from_url("rediss://u:p@127.0.0.1:6380/0", **kwargs) is None
+    assert RedisPipe.from_url("unix:///run/redis.sock", **kwargs) is None
+
+
+# ---------------------------------------------------------------- over HTTP
+
+
+def test_fast_path_hit_is_byte_identical_to_the_route(
+    client: httpx.Client, product: dict[str, Any]
+) -> None:
+    pid = product["id"]
+    assert client.get(f"/products/{pid}").headers["x-cache"] == "MISS"
+    fast = client.get(f"/products/{pid}")
+    # A leading zero is not canonical: FastAPI routes it, validates it to the same id, and
+    # the route itself serves the hit.
+    routed = client.get(f"/products/0{pid}")
+    assert fast.status_code == routed.status_code == 200
+    assert fast.headers["x-cache"] == routed.headers["x-cache"] == "HIT"
+    assert fast.content == routed.content
+    assert _without_date(fast) == _without_date(routed)
+    assert json.loads(fast.content) == product
+
+
+def test_fast_path_does_not_serve_a_body_below_the_fence(
+    client: httpx.Client, rds: redis.Redis, product: dict[str, Any]
+) -> None:
+    pid = product["id"]
+    client.get(f"/products/{pid}")
+    assert client.get(f"/products/{pid}").headers["x-cache"] == "HIT"
+    # Another instance committed version 2: the cached version 1 must not be served.
+    rds.set(f"product:{pid}:fence", 2)
+    behind = client.get(f"/products/{pid}")
+    assert behind.headers["x-cache"] == "MISS"
+    assert behind.headers["x-read-source"] == "primary"
+
+
+def test_fast_path_does_not_serve_a_body_under_a_tombstone(
+    client: httpx.Client, rds: redis.Redis, product: dict[str, Any]
+) -> None:
+    pid = product["id"]
+    client.get(f"/products/{pid}")
+    assert client.get(f"/products/{pid}").headers["x-cache"] == "HIT"
+    rds.set(f"product:{pid}:fence", -2)  # deleted at level 2, by someone else
+    assert client.get(f"/products/{pid}").headers["x-cache"] == "MISS"
+
+
+def test_fast_path_applies_this_processs_recent_writes(
+    client: httpx.Client, rds: redis.Redis, product: dict[str, Any]
+) -> None:
+    pid = product["id"]
+    updated = client.put(f"/products/{pid}", json={"name": "v2", "price": "1", "stock": 1})
+    assert updated.json()["version"] == 2
+    # Redis lost the fence and still holds the old body (a lost invalidation): only the
+    # in-process map of recent writes knows better.
+    rds.set(f"product:{pid}", b"1|" + json.dumps({"stale": True}).encode())
+    rds.delete(f"product:{pid}:fence")
+    read = client.get(f"/products/{pid}")
+    assert read.headers["x-cache"] == "MISS"
+    assert read.json()["version"] == 2
+
+
+def test_fast_path_hits_are_counted_like_routed_ones(
+    client: httpx.Client, product: dict[str, Any]
+) -> None:
+    pid = product["id"]
+    client.get(f"/products/{pid}")
+    before = client.get("/metrics").text
+    for _ in range(3):
+        assert client.get(f"/products/{pid}").headers["x-cache"] == "HIT"
+    after = client.get("/metrics").text
+    for series in (ROUTE_200, ROUTE_200_COUNT, CACHE_HIT, SOURCE_CACHE):
+        assert _metric(after, series) - _metric(before, series) == 3, series
+
+
+def test_a_miss_asks_redis_once(
+    client: httpx.Client, rds: redis.Redis, product: dict[str, Any]
+) -> None:
+    # The fast path hands its lookup to the route instead of the route repeating it.
+    def mget_calls() -> int:
+        return int(rds.info("commandstats").get("cmdstat_mget", {}).get("calls", 0))
+
+    before = mget_calls()
+    assert client.get(f"/products/{product['id']}").headers["x-cache"] == "MISS"
+    assert mget_calls() - before == 1
+
+
+def test_unusual_ids_keep_fastapis_answers(client: httpx.Client) -> None:
+    zero = client.get("/products/0")
+    assert zero.status_code == 422
+    assert zero.json()["error"] == "validation_error"
+    too_big = client.get(f"/products/{INT8_MAX + 1}")
+    assert too_big.status_code == 422
+    missing = client.get(f"/products/{INT8_MAX}")
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "not_found"}
+
+
+def test_openapi_is_unchanged(client: httpx.Client) -> None:
+    # Regenerate deliberately when the API changes: create_app().openapi() as JSON.
+    assert client.get("/openapi.json").json() == json.loads(SNAPSHOT.read_text())
+
+
+def test_unknown_product_is_still_a_404_through_both_paths(
+    client: httpx.Client, stack: Stack
+) -> None:
+    product = make_product(client)
+    assert client.delete(f"/products/{product['id']}").status_code == 204
+    for path in (f"/products/{product['id']}", f"/products/0{product['id']}"):
+        gone = client.get(path)
+        assert gone.status_code == 404
+        assert gone.json() == {"error": "not_found"}
+
+
+# ------------------------------------------------------- pipelined connection
+
+
+def test_concurrent_lookups_get_their_own_replies(stack: Stack) -> None:
+    ids = [next(_ids) for _ in range(50)]
+
+    async def body(cache: ProductCache) -> None:
+        for n, pid in enumerate(ids):
+            assert await cache.fill(pid, 1, b"body-%d" % n)
+        lookups = await asyncio.gather(*(cache.lookup(pid) for pid in ids * 4))
+        assert [lookup.body for lookup in lookups] == [b"body-%d" % n for n in range(50)] * 4
+
+    run_with_cache(stack.redis.url, body)
+
+
+def test_a_late_reply_is_never_handed_to_the_next_caller(stack: Stack, rds: redis.Redis) -> None:
+    first, second = next(_ids), next(_ids)
+
+    async def body(cache: ProductCache) -> None:
+        assert await cache.fill(first, 1, b"first")
+        assert await cache.fill(second, 1, b"second")
+        rds.client_pause(150)
+        assert (await cache.lookup(first)).status == "bypass"  # timed out, reply still due
+        await asyncio.sleep(0.3)
+        lookup = await cache.lookup(second)
+        assert (lookup.status, lookup.body) == ("hit", b"second")
+        assert cache.breaker.closed
+
+    run_with_cache(stack.redis.url, body)
+
+
+def test_a_connection_closed_by_redis_is_replaced(stack: Stack, rds: redis.Redis) -> None:
+    pid = next(_ids)
+
+    async def body(cache: ProductCache) -> None:
+        assert await cache.fill(pid, 1, b"one")
+        assert (await cache.lookup(pid)).status == "hit"
+        pipe = cache._pipe
+        assert pipe is not None and pipe._conn is not None and pipe._conn._transport is not None
+        host, port = pipe._conn._transport.get_extra_info("sockname")[:2]
+        rds.client_kill(f"{host}:{port}")
+        await asyncio.sleep(0.1)  # the loop sees the EOF
+        assert not pipe.connected
+        assert (await cache.lookup(pid)).status == "hit"
+        assert pipe.connected and cache.breaker.closed
+
+    run_with_cache(stack.redis.url, body)
+
+
+def test_a_tripped_breaker_drops_the_connection_and_recovery_restores_it(stack: Stack) -> None:
+    pid = next(_ids)
+
+    async def body(cache: ProductCache) -> None:
+        assert await cache.fill(pid, 1, b"one")
+        assert (await cache.lookup(pid)).status == "hit"
+        assert cache._pipe is not None and cache._pipe.connected
+        cache._fail("test", ConnectionResetError())
+        assert not cache._pipe.connected
+        assert (await cache.lookup(pid)).status == "bypass"
+        deadline = asyncio.get_running_loop().time() + 5
+        while not await cache.recover():
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.05)
+        assert cache._pipe.connected  # warmed before the breaker closed
+        assert (await cache.lookup(pid)).status == "hit"
+
+    run_with_cache(stack.redis.url, body)
