@@ -225,9 +225,17 @@ class _ImageProvider(ResourceProvider):
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs=self._build(news))
 
-    def delete(self, _id: str, _props: dict[str, Any]) -> None:
-        # Images are a build cache shared by stacks; destroy keeps them.
-        return None
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        # Only the stack's tag goes: with noprune the layers beneath it stay
+        # as the build cache that makes the next stack's images build fast.
+        import docker.errors
+
+        try:
+            client().api.remove_image(props["image_name"], noprune=True)
+        except docker.errors.APIError as exc:
+            # Not found, or still used by a container outside this stack.
+            if exc.status_code not in (404, 409):
+                raise
 
 
 class Image(Resource, module="docker", name="Image"):
