@@ -29,6 +29,7 @@ cluster = PostgresCluster(
         image=images.postgres,
         network=network.name,
         network_cidr=network.subnet,
+        network_gateway=network.gateway,
         nodes=cfg.nodes,
         primary=cfg.primary,
         synchronous=cfg.synchronous,

@@ -31,6 +31,7 @@ class PostgresClusterArgs:
     image: pulumi.Input[str]
     network: pulumi.Input[str]
     network_cidr: pulumi.Input[str]
+    network_gateway: pulumi.Input[str]
     nodes: list[str]
     primary: str
     synchronous: bool
@@ -70,6 +71,7 @@ class PostgresCluster(pulumi.ComponentResource):
                         "PGHA_NODES": " ".join(args.nodes),
                         "PGHA_BOOTSTRAP_PRIMARY": bootstrap,
                         "PGHA_ALLOWED_CIDR": args.network_cidr,
+                        "PGHA_HOST_GATEWAY": args.network_gateway,
                         "PGHA_APP_PASSWORD": args.app_password,
                         "PGHA_REPLICATION_PASSWORD": args.replication_password,
                     },

@@ -75,6 +75,13 @@ write_hba() {
 # Written by pgha at every start. Superuser only over the local socket;
 # everything else only from the stack network, with SCRAM.
 local   all          postgres                    peer
+HBA
+  # The host reaches the stack only through HAProxy's published ports; its own
+  # address on the bridge (the gateway) must not bypass HAProxy.
+  if [ -n "${PGHA_HOST_GATEWAY:-}" ]; then
+    echo "host    all          all          ${PGHA_HOST_GATEWAY}/32   reject" >>"$PGDATA/pg_hba.conf"
+  fi
+  cat >>"$PGDATA/pg_hba.conf" <<HBA
 host    replication  replicator   $cidr          scram-sha-256
 host    postgres     rewinder     $cidr          scram-sha-256
 host    $PGHA_DB     $PGHA_APP_USER   $cidr      scram-sha-256
