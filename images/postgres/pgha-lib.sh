@@ -100,19 +100,29 @@ except Exception:
 PY
 }
 
+# Waits until the upstream is the primary and prints its name. The desired
+# role is re-read on every try: a failover while this node waits (its old
+# upstream may be the node that died) points it at the new primary.
 wait_for_primary() {
-  local upstream=$1 n=0
+  local upstream=$1 n=0 want next
   until upstream_is_primary "$upstream"; do
+    read -r want next <<<"$(desired)"
+    if [ "$want" = replica ] && [ -n "$next" ] && [ "$next" != "$upstream" ]; then
+      log "desired upstream changed from $upstream to $next"
+      upstream=$next
+      continue
+    fi
     [ $((n % 15)) -eq 0 ] && log "waiting for $upstream to be the primary"
     n=$((n + 1))
     sleep 1
   done
+  echo "$upstream"
 }
 
 clone_from() {
   local upstream=$1 slot
   slot=$(slot_name "$PGHA_NODE")
-  wait_for_primary "$upstream"
+  upstream=$(wait_for_primary "$upstream")
   log "cloning from $upstream with pg_basebackup (slot $slot)"
   local common=(-h "$upstream" -p "$PGHA_PORT" -U replicator -D "$PGDATA" -X stream -c fast -w)
   # The slot may already exist (the primary creates one per peer): then reuse it.
@@ -126,7 +136,7 @@ clone_from() {
 # The old data directory is kept aside, never silently deleted.
 rejoin_as_replica() {
   local upstream=$1
-  wait_for_primary "$upstream"
+  upstream=$(wait_for_primary "$upstream")
   log "rejoining as a replica of $upstream with pg_rewind"
   if PGPASSFILE=$PASSFILE pg_rewind --target-pgdata="$PGDATA" \
       --source-server="host=$upstream port=$PGHA_PORT user=rewinder dbname=postgres connect_timeout=3"; then
