@@ -13,20 +13,7 @@ local mode = "cycle"
 function init(args)
   local path, threads = args[1], tonumber(args[3]) or 1
   mode = args[2] or "cycle"
-  local all = {}
-  for line in io.lines(path) do
-    if line ~= "" then
-      table.insert(all, line)
-    end
-  end
-  local index = tonumber(bench_index) or 0
-  local per = math.ceil(#all / threads)
-  for i = index * per + 1, math.min((index + 1) * per, #all) do
-    table.insert(ids, all[i])
-  end
-  if #ids == 0 then
-    ids = all
-  end
+  ids = thread_slice(path, threads)
 end
 
 function request()

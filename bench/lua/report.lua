@@ -91,3 +91,23 @@ function done(summary, latency, requests)
   -- One tagged line: the runner ignores everything else wrk prints.
   io.write("PGHA_BENCH_JSON {", table.concat(parts, ","), "}\n")
 end
+
+-- This thread's contiguous slice of the ids in `path` (one per line), so
+-- threads never share ids; a thread with an empty slice gets them all.
+function thread_slice(path, threads)
+  local all, mine = {}, {}
+  for line in io.lines(path) do
+    if line ~= "" then
+      table.insert(all, line)
+    end
+  end
+  local index = tonumber(bench_index) or 0
+  local per = math.ceil(#all / threads)
+  for i = index * per + 1, math.min((index + 1) * per, #all) do
+    table.insert(mine, all[i])
+  end
+  if #mine == 0 then
+    return all
+  end
+  return mine
+end
