@@ -8,7 +8,14 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 PRICE_QUANTUM = Decimal("0.01")
 INT4_MAX = 2**31 - 1
@@ -27,16 +34,63 @@ def _two_places(value: Decimal) -> Decimal:
     return value.quantize(PRICE_QUANTUM) + 0
 
 
+# The OpenAPI document states exactly what the validators below accept, so that every body
+# valid against the schema is accepted (schemathesis' positive_data_acceptance) and every
+# invalid one is rejected. Runtime validation stays with pydantic; these are documentation.
+# Whitespace trimmed from names: Unicode White_Space, which is what pydantic-core strips
+# (Rust's str::trim). Not \s: Python's also matches U+001C..U+001F, ECMA's U+FEFF.
+_WS = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# 1-200 characters once leading/trailing whitespace is trimmed, no NUL anywhere.
+NAME_PATTERN = rf"^[{_WS}]*[^{_WS}\x00](?:[^\x00]{{0,198}}[^{_WS}\x00])?[{_WS}]*$"
+NO_NUL_PATTERN = r"^[^\x00]*$"
+PRICE_MAX = "9999999999.99"  # numeric(12,2)
+PRICE_STRING_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_no_nul),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "pattern": NAME_PATTERN,
+            "description": "1-200 characters after trimming whitespace; no NUL characters.",
+        }
+    ),
 ]
-Description = Annotated[str | None, Field(max_length=2000), AfterValidator(_no_nul)]
+Description = Annotated[
+    str | None,
+    Field(max_length=2000),
+    AfterValidator(_no_nul),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": 2000, "pattern": NO_NUL_PATTERN},
+                {"type": "null"},
+            ],
+            "description": "At most 2000 characters; no NUL characters.",
+        }
+    ),
+]
 Price = Annotated[
     Decimal,
     Field(ge=0, max_digits=12, decimal_places=2, examples=["19.99"]),
     AfterValidator(_two_places),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": float(PRICE_MAX),
+                    "multipleOf": float(PRICE_QUANTUM),
+                },
+                {"type": "string", "pattern": PRICE_STRING_PATTERN},
+            ],
+            "description": f"0 to {PRICE_MAX} with at most 2 decimal places.",
+        }
+    ),
 ]
 Stock = Annotated[int, Field(ge=0, le=INT4_MAX, strict=True)]
 
