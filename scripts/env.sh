@@ -10,7 +10,9 @@ export PATH="$PGHA_ROOT/.tools/bin:$PGHA_ROOT/.venv/bin:$PATH"
 export PULUMI_HOME=${PULUMI_HOME:-$HOME/.pulumi}
 export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$PGHA_ROOT/.pulumi-state}
 # Only for local dev and test stacks. Set your own for anything you care about.
-export PULUMI_CONFIG_PASSPHRASE=${PULUMI_CONFIG_PASSPHRASE:-pgha-dev-stack-only}
+pgha_dev_only_default=pgha-dev-stack-only
+export PULUMI_CONFIG_PASSPHRASE=${PULUMI_CONFIG_PASSPHRASE:-$pgha_dev_only_default}
+unset pgha_dev_only_default
 export PULUMI_SKIP_UPDATE_CHECK=${PULUMI_SKIP_UPDATE_CHECK:-true}
 export PULUMI_DIY_BACKEND_NO_LEGACY_WARNING=${PULUMI_DIY_BACKEND_NO_LEGACY_WARNING:-true}
 # The stopgap dynamic providers (infra/dockerres.py) are pickled by reference,
