@@ -5,21 +5,30 @@ in `outputs.py`; every config read is in `config.py`.
 """
 
 import pulumi
+import pulumi_docker as docker
 
-import config
-import outputs as out
-from api import Api, ApiArgs
-from cache import Cache, CacheArgs
-from dockerres import Network, NetworkArgs
-from haproxy_cfg import READ_PORT, WRITE_PORT, ProxyTopology
-from images import Images, ImagesArgs
-from postgres import PostgresCluster, PostgresClusterArgs
-from proxy import WriteProxy, WriteProxyArgs
+from infra import config
+from infra import outputs as out
+from infra.api import Api, ApiArgs
+from infra.cache import Cache, CacheArgs
+from infra.haproxy_cfg import READ_PORT, WRITE_PORT, ProxyTopology
+from infra.images import Images, ImagesArgs
+from infra.postgres import PostgresCluster, PostgresClusterArgs
+from infra.proxy import Proxy, ProxyArgs
 
 cfg = config.load()
-labels = {"pgha.stack": cfg.prefix}
+labels = {out.STACK_LABEL: cfg.prefix}
 
-network = Network("network", NetworkArgs(name=cfg.prefix, labels=labels))
+network = docker.Network(
+    "network",
+    docker.NetworkArgs(
+        name=cfg.prefix,
+        driver="bridge",
+        labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in labels.items()],
+    ),
+)
+# Docker picks the subnet; pg_hba admits it and rejects its gateway (the host).
+ipam = network.ipam_configs.apply(lambda c: c[0])
 images = Images("images", ImagesArgs(prefix=cfg.prefix, base_image=cfg.base_image))
 
 cluster = PostgresCluster(
@@ -28,8 +37,8 @@ cluster = PostgresCluster(
         prefix=cfg.prefix,
         image=images.postgres,
         network=network.name,
-        network_cidr=network.subnet,
-        network_gateway=network.gateway,
+        network_cidr=ipam.apply(lambda c: c.subnet or ""),
+        network_gateway=ipam.apply(lambda c: c.gateway or ""),
         nodes=cfg.nodes,
         primary=cfg.primary,
         synchronous=cfg.synchronous,
@@ -40,15 +49,13 @@ cluster = PostgresCluster(
     ),
 )
 
-proxy = WriteProxy(
+proxy = Proxy(
     "haproxy",
-    WriteProxyArgs(
+    ProxyArgs(
         prefix=cfg.prefix,
         image=images.haproxy,
         network=network.name,
-        topology=ProxyTopology(
-            primary=cfg.primary, replicas=cfg.replicas, read_fallback=cfg.read_fallback
-        ),
+        topology=ProxyTopology(nodes=cfg.nodes, read_fallback=cfg.read_fallback),
         stats_password=cfg.secrets.haproxy_stats,
         bind_address=cfg.bind_address,
         write_port=cfg.ports.write,
@@ -56,7 +63,7 @@ proxy = WriteProxy(
         stats_port=cfg.ports.stats,
         labels=labels,
     ),
-    # The write backend may only move once the new primary is promoted.
+    # HAProxy checks roles, so it starts once the cluster has them.
     pulumi.ResourceOptions(depends_on=[cluster.role]),
 )
 

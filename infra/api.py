@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_docker as docker
 
-from dockerres import Container, ContainerArgs, ContainerNetworksAdvancedArgs, ContainerPortArgs
+from infra.containers import REPLACE_OPTS, ContainerSpec, Port, container_args
 
 API_PORT = 8000
 
@@ -40,28 +41,27 @@ class Api(pulumi.ComponentResource):
         self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("pgha:index:Api", name, None, opts)
-        container = Container(
+        spec = ContainerSpec(
+            name=f"{args.prefix}-api",
+            image=args.image,
+            network=args.network,
+            aliases=["api"],
+            labels={**args.labels, "pgha.role": "api"},
+            envs={
+                "PGHA_WRITE_DSN": args.write_dsn,
+                "PGHA_READ_DSN": args.read_dsn,
+                "PGHA_REDIS_URL": args.redis_url,
+                "PGHA_CACHE_TTL_SECONDS": str(args.cache_ttl_seconds),
+                "PGHA_READ_FALLBACK": args.read_fallback,
+                "PGHA_WORKERS": str(args.workers),
+            },
+            ports=[Port(API_PORT, args.port, args.bind_address)],
+            tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
+        )
+        container = docker.Container(
             name,
-            ContainerArgs(
-                name=f"{args.prefix}-api",
-                image=args.image,
-                envs={
-                    "PGHA_WRITE_DSN": args.write_dsn,
-                    "PGHA_READ_DSN": args.read_dsn,
-                    "PGHA_REDIS_URL": args.redis_url,
-                    "PGHA_CACHE_TTL_SECONDS": str(args.cache_ttl_seconds),
-                    "PGHA_READ_FALLBACK": args.read_fallback,
-                    "PGHA_WORKERS": str(args.workers),
-                },
-                networks_advanced=[
-                    ContainerNetworksAdvancedArgs(name=args.network, aliases=["api"])
-                ],
-                ports=[ContainerPortArgs(API_PORT, args.port, args.bind_address)],
-                read_only=True,
-                tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
-                labels={**args.labels, "pgha.role": "api"},
-            ),
-            pulumi.ResourceOptions(parent=self),
+            container_args(spec),
+            pulumi.ResourceOptions.merge(REPLACE_OPTS, pulumi.ResourceOptions(parent=self)),
         )
         self.container = container.name
         self.url = f"http://{args.bind_address}:{args.port}"

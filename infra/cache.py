@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_docker as docker
 
-from dockerres import Container, ContainerArgs, ContainerNetworksAdvancedArgs, ContainerPortArgs
+from infra.containers import REPLACE_OPTS, ContainerSpec, Port, container_args
 
 REDIS_PORT = 6379
 REDIS_USER = "pgha"
@@ -33,23 +34,25 @@ class Cache(pulumi.ComponentResource):
         self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("pgha:index:Cache", name, None, opts)
-        container = Container(
+        spec = ContainerSpec(
+            name=f"{args.prefix}-redis",
+            image=args.image,
+            network=args.network,
+            aliases=[self.host],
+            labels={**args.labels, "pgha.role": "redis"},
+            envs={
+                "PGHA_REDIS_PASSWORD": args.password,
+                "PGHA_REDIS_USER": REDIS_USER,
+                "PGHA_REDIS_MAXMEMORY": args.maxmemory,
+            },
+            ports=[Port(REDIS_PORT, args.port, args.bind_address)],
+            # The generated config (it holds the ACL password) and Redis's working dir.
+            tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
+        )
+        container = docker.Container(
             name,
-            ContainerArgs(
-                name=f"{args.prefix}-redis",
-                image=args.image,
-                envs={
-                    "PGHA_REDIS_PASSWORD": args.password,
-                    "PGHA_REDIS_USER": REDIS_USER,
-                    "PGHA_REDIS_MAXMEMORY": args.maxmemory,
-                },
-                networks_advanced=[
-                    ContainerNetworksAdvancedArgs(name=args.network, aliases=[self.host])
-                ],
-                ports=[ContainerPortArgs(REDIS_PORT, args.port, args.bind_address)],
-                labels={**args.labels, "pgha.role": "redis"},
-            ),
-            pulumi.ResourceOptions(parent=self),
+            container_args(spec),
+            pulumi.ResourceOptions.merge(REPLACE_OPTS, pulumi.ResourceOptions(parent=self)),
         )
         self.container = container.name
         self.register_outputs({"container": self.container})

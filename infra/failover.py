@@ -15,8 +15,12 @@ failover; this resource changes roles inside them through the Docker API, with
    whenever they start again. Nodes fenced in step 1 are started again now.
 4. Synchronous replication is set on the primary when `pgha:synchronous` is true.
 
-HAProxy depends on this resource, so its write backend moves only after the
-promotion.
+HAProxy lists every node behind role checks, so it follows on its own. Between
+fencing a live primary and promoting the target this waits until HAProxy must
+have marked the fenced node DOWN, so two servers are never UP for writes.
+
+Why a dynamic resource: pulumi_docker declares containers but cannot run
+commands in them in order; this orchestration is not a Docker object.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-import dockerres
+from infra.haproxy_cfg import MARK_DOWN_BOUND_S
 
 DATA_ROOT = "/var/lib/postgresql/data"
 READY_TIMEOUT = 120
@@ -51,6 +55,18 @@ class FailoverError(RuntimeError):
     pass
 
 
+def _client() -> Any:
+    import docker  # imported lazily: the provider process unpickles this module first
+
+    return docker.from_env(timeout=300)
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    import docker.errors
+
+    return isinstance(exc, docker.errors.NotFound)
+
+
 def _exec(api: Any, container: str, *cmd: str) -> str:
     ex = api.exec_create(container, list(cmd), user="postgres")
     out = api.exec_start(ex["Id"]).decode(errors="replace").strip()
@@ -64,7 +80,7 @@ def _running(api: Any, container: str) -> bool:
     try:
         return bool(api.inspect_container(container)["State"]["Running"])
     except Exception as exc:
-        if dockerres.is_not_found(exc):
+        if _is_not_found(exc):
             return False
         raise
 
@@ -99,7 +115,7 @@ def _write_desired(api: Any, container: str, desired: str) -> None:
 
 
 def reconcile(props: dict[str, Any]) -> dict[str, Any]:
-    api = dockerres.client().api
+    api = _client().api
     target: str = props["primary"]
     containers: dict[str, str] = props["containers"]
     others = [n for n in containers if n != target]
@@ -112,13 +128,18 @@ def reconcile(props: dict[str, Any]) -> dict[str, Any]:
         raise FailoverError(f"{target} did not come up within {READY_TIMEOUT}s")
 
     fenced = []
+    fenced_at = 0.0
     for node in others:
         if _role(api, containers[node]) == "primary":
             # Record the new role before stopping, so a restart can never
-            # bring this node back as a second writable primary.
+            # bring this node back as a second writable primary. From here on
+            # its role endpoint fails /primary.
             _exec(api, containers[node], "pgha-ctl", "follow", target)
+            fenced_at = time.monotonic()
             api.stop(containers[node], timeout=60)
             fenced.append(node)
+    if fenced:
+        time.sleep(max(0.0, fenced_at + MARK_DOWN_BOUND_S - time.monotonic()))
     if role == "replica":
         _exec(api, containers[target], "pgha-ctl", "promote")
 
@@ -168,5 +189,14 @@ class ClusterRole(Resource, module="pgha", name="ClusterRole"):
         self, resource_name: str, args: ClusterRoleArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(
-            _ClusterRoleProvider(), resource_name, {**dockerres.props_of(args), "roles": None}, opts
+            _ClusterRoleProvider(),
+            resource_name,
+            {
+                "primary": args.primary,
+                "containers": args.containers,
+                "container_ids": args.container_ids,
+                "synchronous": args.synchronous,
+                "roles": None,
+            },
+            opts,
         )

@@ -1,10 +1,12 @@
 """Renders haproxy.cfg from the stack's topology: a pure function, unit-tested.
 
-Endpoints are named by role. `primary` sends writes only to the node the stack
-config names, and only while that node's role endpoint says it is the writable
-primary, so a node restarted writable by hand never takes writes. `replicas`
-balances the streaming replicas; with readFallback=primary it uses the primary
-when no replica is up.
+Endpoints are named by role, and every node is listed in every backend: each
+server is admitted by its role endpoint (GET /primary, GET /replica on :8008),
+the way Patroni's HAProxy template does it. So a failover never changes this
+file, and HAProxy never has to be replaced or reloaded for one. `/primary`
+answers 200 only on a node that is writable *and* meant to be primary, so a
+node promoted by hand never takes writes. With readFallback=primary, reads use
+the primary only while no replica is up.
 """
 
 from __future__ import annotations
@@ -16,18 +18,43 @@ ROLE_PORT = 8008
 WRITE_PORT = 5432
 READ_PORT = 5433
 STATS_PORT = 8404
+STATS_USER = "admin"
+
+# Health-check timings, in seconds. They bound how long a fenced primary can
+# still look UP (see MARK_DOWN_BOUND_S) and how fast a promoted one takes writes.
+CHECK_INTER_S = 1.0
+CHECK_FASTINTER_S = 0.5
+CHECK_TIMEOUT_S = 1.0
+CHECK_RISE = 2
+CHECK_FALL = 2
+# Worst case from "the role endpoint stops answering 200" to "HAProxy marks the
+# server DOWN": the next check, then fall-1 fast re-checks, each up to its timeout.
+# The failover waits this long between fencing a live primary and promoting,
+# so two servers are never UP in the write backend at once.
+MARK_DOWN_BOUND_S = (
+    CHECK_INTER_S + (CHECK_FALL - 1) * CHECK_FASTINTER_S + CHECK_FALL * CHECK_TIMEOUT_S
+)
 
 
 @dataclass(frozen=True)
 class ProxyTopology:
-    primary: str
-    replicas: list[str]
+    nodes: list[str]
     read_fallback: str
-    stats_user: str = "admin"
 
 
-def _server(node: str) -> str:
-    return f"    server {node} {node}:{PG_PORT} check port {ROLE_PORT}"
+def _seconds(value: float) -> str:
+    return f"{round(value * 1000)}ms"
+
+
+def _backend(name: str, check: str, nodes: list[str], balance: str) -> list[str]:
+    return [
+        f"backend {name}",
+        f"    balance {balance}",
+        f"    option httpchk GET /{check}",
+        "    http-check expect status 200",
+        *(f"    server {n} {n}:{PG_PORT} check port {ROLE_PORT}" for n in nodes),
+        "",
+    ]
 
 
 def render(topology: ProxyTopology, stats_password: str) -> str:
@@ -38,9 +65,6 @@ def render(topology: ProxyTopology, stats_password: str) -> str:
         "# Rendered by pgha (infra/haproxy_cfg.py) from stack config; do not edit.",
         "global",
         "    maxconn 2000",
-        # After a reload, old workers keep pooled client sessions (to a node
-        # that may no longer be primary) at most this long.
-        "    hard-stop-after 3s",
         "    log stdout format raw local0 notice",
         "",
         "defaults",
@@ -49,10 +73,12 @@ def render(topology: ProxyTopology, stats_password: str) -> str:
         "    timeout connect 2s",
         "    timeout client 30m",
         "    timeout server 30m",
-        "    timeout check 1s",
+        f"    timeout check {_seconds(CHECK_TIMEOUT_S)}",
         # Fast checks, and sessions cut when a node goes down, so clients fail
         # fast and reconnect to whatever is healthy.
-        "    default-server inter 1s fastinter 500ms downinter 1s rise 2 fall 2"
+        f"    default-server inter {_seconds(CHECK_INTER_S)}"
+        f" fastinter {_seconds(CHECK_FASTINTER_S)} downinter {_seconds(CHECK_INTER_S)}"
+        f" rise {CHECK_RISE} fall {CHECK_FALL}"
         " on-marked-down shutdown-sessions resolvers docker init-addr last,libc,none",
         "",
         # Docker's DNS: a node that is down at start must not stop HAProxy.
@@ -61,11 +87,9 @@ def render(topology: ProxyTopology, stats_password: str) -> str:
         "    hold valid 1s",
         "    hold nx 1s",
         "",
-        "listen primary",
+        "frontend primary",
         f"    bind *:{WRITE_PORT}",
-        "    option httpchk GET /primary",
-        "    http-check expect status 200",
-        _server(topology.primary),
+        "    default_backend primary_nodes",
         "",
         "frontend replicas",
         f"    bind *:{READ_PORT}",
@@ -75,31 +99,20 @@ def render(topology: ProxyTopology, stats_password: str) -> str:
         lines.append("    default_backend primary_for_reads")
     else:
         lines.append("    default_backend replica_nodes")
-    lines += [
-        "",
-        "backend replica_nodes",
-        "    balance roundrobin",
-        "    option httpchk GET /replica",
-        "    http-check expect status 200",
-        *(_server(n) for n in topology.replicas),
-    ]
+    lines.append("")
+    # `first`: should two nodes ever both pass /primary, one still gets every write.
+    lines += _backend("primary_nodes", "primary", topology.nodes, "first")
+    lines += _backend("replica_nodes", "replica", topology.nodes, "roundrobin")
     if fallback:
-        lines += [
-            "",
-            "backend primary_for_reads",
-            "    option httpchk GET /primary",
-            "    http-check expect status 200",
-            _server(topology.primary),
-        ]
+        lines += _backend("primary_for_reads", "primary", topology.nodes, "first")
     lines += [
-        "",
         "listen stats",
         f"    bind *:{STATS_PORT}",
         "    mode http",
         "    stats enable",
         "    stats uri /",
         "    stats refresh 5s",
-        f"    stats auth {topology.stats_user}:{stats_password}",
+        f"    stats auth {STATS_USER}:{stats_password}",
         "",
     ]
     return "\n".join(lines)

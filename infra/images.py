@@ -1,15 +1,20 @@
-"""`Images`: builds pgha's four images locally from the base image; nothing is pulled."""
+"""`Images`: builds pgha's four images locally from the base image; nothing is pulled or pushed.
+
+BuildKit resolves `FROM ${BASE_IMAGE}` to the local tag (imported by `make
+setup` when no registry is reachable). The provider hashes each build context
+(honouring .dockerignore) and rebuilds only when it changes. Containers run
+the built image by ID (`repo_digest` is the local image ID when nothing is
+pushed), so a rebuilt image replaces exactly the containers that use it.
+`pulumi destroy` leaves the built tags in the local engine as build cache.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
-
-from dockerres import DockerBuildArgs, Image, ImageArgs
+import pulumi_docker as docker
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTEXTS = {
@@ -18,21 +23,10 @@ CONTEXTS = {
     "redis": ROOT / "images" / "redis",
     "api": ROOT / "service",
 }
-# Never part of a build context (see service/.dockerignore), so never part of its hash.
-SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache", "tests"}
 
 
-def context_hash(context: Path) -> str:
-    """A digest of every file a build sends, so an image rebuilds only when one changes."""
-    digest = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(context):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-        for name in sorted(filenames):
-            path = Path(dirpath, name)
-            digest.update(str(path.relative_to(context)).encode())
-            digest.update(oct(path.stat().st_mode & 0o111).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
+def image_name(prefix: str, role: str) -> str:
+    return f"{prefix}-{role}:latest"
 
 
 @dataclass
@@ -53,19 +47,21 @@ class Images(pulumi.ComponentResource):
         super().__init__("pgha:index:Images", name, None, opts)
         ids: dict[str, pulumi.Output[str]] = {}
         for role, context in CONTEXTS.items():
-            image = Image(
+            image = docker.Image(
                 f"{name}-{role}",
-                ImageArgs(
-                    image_name=f"{args.prefix}-{role}:latest",
-                    build=DockerBuildArgs(
+                docker.ImageArgs(
+                    image_name=image_name(args.prefix, role),
+                    build=docker.DockerBuildArgs(
                         context=str(context),
+                        dockerfile=str(context / "Dockerfile"),
                         args={"BASE_IMAGE": args.base_image},
-                        context_hash=context_hash(context),
+                        builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
                     ),
+                    skip_push=True,
                 ),
                 pulumi.ResourceOptions(parent=self),
             )
-            ids[role] = image.image_id
+            ids[role] = image.repo_digest
         self.postgres, self.haproxy = ids["postgres"], ids["haproxy"]
         self.redis, self.api = ids["redis"], ids["api"]
         self.register_outputs(ids)

@@ -21,3 +21,7 @@ NETWORK = "network"
 VOLUMES = "volumes"
 SYNCHRONOUS = "synchronous"
 READ_FALLBACK = "read_fallback"
+
+# The label every Docker object of a stack carries (value: `pgha-<stack>`), so
+# tests and tools can find, and prove the absence of, a stack's objects.
+STACK_LABEL = "pgha.stack"

@@ -11,16 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_docker as docker
 
-from dockerres import (
-    Container,
-    ContainerArgs,
-    ContainerNetworksAdvancedArgs,
-    ContainerVolumeArgs,
-    Volume,
-    VolumeArgs,
-)
-from failover import ClusterRole, ClusterRoleArgs
+from infra.containers import REPLACE_OPTS, ContainerSpec, container_args
+from infra.failover import ClusterRole, ClusterRoleArgs
 
 DATA_PATH = "/var/lib/postgresql/data"
 
@@ -50,49 +44,64 @@ class PostgresCluster(pulumi.ComponentResource):
         self, name: str, args: PostgresClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("pgha:index:PostgresCluster", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         bootstrap = args.nodes[0]
         self.containers, self.volumes = {}, {}
         ids: dict[str, pulumi.Output[str]] = {}
-        first: Container | None = None
+        first: docker.Container | None = None
         for node in args.nodes:
-            volume = Volume(
+            volume = docker.Volume(
                 f"{name}-{node}-data",
-                VolumeArgs(name=f"{args.prefix}-{node}-data", labels=args.labels),
+                docker.VolumeArgs(
+                    name=f"{args.prefix}-{node}-data",
+                    labels=[
+                        docker.VolumeLabelArgs(label=k, value=v)
+                        for k, v in sorted(args.labels.items())
+                    ],
+                ),
                 pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_data),
             )
-            container = Container(
+            spec = ContainerSpec(
+                name=f"{args.prefix}-{node}",
+                image=args.image,
+                network=args.network,
+                aliases=[node],
+                labels={**args.labels, "pgha.role": "postgres", "pgha.node": node},
+                envs={
+                    "PGHA_NODE": node,
+                    "PGHA_NODES": " ".join(args.nodes),
+                    "PGHA_BOOTSTRAP_PRIMARY": bootstrap,
+                    "PGHA_ALLOWED_CIDR": args.network_cidr,
+                    "PGHA_HOST_GATEWAY": args.network_gateway,
+                    "PGHA_APP_PASSWORD": args.app_password,
+                    "PGHA_REPLICATION_PASSWORD": args.replication_password,
+                },
+                volumes=[
+                    docker.ContainerVolumeArgs(volume_name=volume.name, container_path=DATA_PATH)
+                ],
+                # The socket and lock files; the data lives on the volume.
+                tmpfs={
+                    "/var/run/postgresql": "rw,nosuid,nodev,size=1m",
+                    "/tmp": "rw,noexec,nosuid,size=16m",
+                },
+                # A fast shutdown streams the last WAL to the replicas first.
+                stop_timeout=60,
+                # A replica clones the primary before it reports healthy.
+                wait_timeout=300,
+            )
+            container = docker.Container(
                 f"{name}-{node}",
-                ContainerArgs(
-                    name=f"{args.prefix}-{node}",
-                    image=args.image,
-                    envs={
-                        "PGHA_NODE": node,
-                        "PGHA_NODES": " ".join(args.nodes),
-                        "PGHA_BOOTSTRAP_PRIMARY": bootstrap,
-                        "PGHA_ALLOWED_CIDR": args.network_cidr,
-                        "PGHA_HOST_GATEWAY": args.network_gateway,
-                        "PGHA_APP_PASSWORD": args.app_password,
-                        "PGHA_REPLICATION_PASSWORD": args.replication_password,
-                    },
-                    networks_advanced=[
-                        ContainerNetworksAdvancedArgs(name=args.network, aliases=[node])
-                    ],
-                    volumes=[
-                        ContainerVolumeArgs(volume_name=volume.name, container_path=DATA_PATH)
-                    ],
-                    labels={**args.labels, "pgha.role": "postgres", "pgha.node": node},
-                    # A fast shutdown streams the last WAL to the replicas first.
-                    stop_timeout=60,
+                container_args(spec),
+                pulumi.ResourceOptions.merge(
+                    REPLACE_OPTS,
+                    # Replicas clone from the bootstrap node, so it is created first.
+                    pulumi.ResourceOptions(parent=self, depends_on=[first] if first else None),
                 ),
-                # Replicas clone from the bootstrap node, so it is created first.
-                child if first is None else pulumi.ResourceOptions(parent=self, depends_on=[first]),
             )
             first = first or container
             self.containers[node] = container.name
             self.volumes[node] = volume.name
             ids[node] = container.id
-        role = ClusterRole(
+        self.role = ClusterRole(
             f"{name}-role",
             ClusterRoleArgs(
                 primary=args.primary,
@@ -100,8 +109,7 @@ class PostgresCluster(pulumi.ComponentResource):
                 container_ids=ids,
                 synchronous=args.synchronous,
             ),
-            child,
+            pulumi.ResourceOptions(parent=self),
         )
-        self.role = role
-        self.roles = role.roles
+        self.roles = self.role.roles
         self.register_outputs({"containers": self.containers, "roles": self.roles})

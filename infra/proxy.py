@@ -1,9 +1,9 @@
-"""`WriteProxy`: HAProxy routing writes to the primary and reads to the replicas.
+"""`Proxy`: HAProxy routing writes to the primary and reads to the replicas, by role.
 
-The config is rendered from stack config and uploaded into the container. A
-change (failover, readFallback) uploads the new file and reloads HAProxy in
-place with SIGUSR2, after `ClusterRole` has promoted the new primary; old
-workers are cut after `hard-stop-after`, and the API's pools reconnect.
+Its config is rendered from stack config (infra/haproxy_cfg.py) and lists every
+node in every backend behind role checks, so a failover leaves this container
+untouched: HAProxy follows the roles `ClusterRole` sets within about two
+seconds. Only a change of nodes, readFallback or the stats password replaces it.
 """
 
 from __future__ import annotations
@@ -11,19 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_docker as docker
 
-from dockerres import (
-    Container,
-    ContainerArgs,
-    ContainerNetworksAdvancedArgs,
-    ContainerPortArgs,
-    ContainerUploadArgs,
-)
-from haproxy_cfg import READ_PORT, STATS_PORT, WRITE_PORT, ProxyTopology, render
+from infra.containers import REPLACE_OPTS, ContainerSpec, Port, container_args
+from infra.haproxy_cfg import READ_PORT, STATS_PORT, WRITE_PORT, ProxyTopology, render
 
 
 @dataclass
-class WriteProxyArgs:
+class ProxyArgs:
     prefix: str
     image: pulumi.Input[str]
     network: pulumi.Input[str]
@@ -36,41 +31,38 @@ class WriteProxyArgs:
     labels: dict[str, str]
 
 
-class WriteProxy(pulumi.ComponentResource):
+class Proxy(pulumi.ComponentResource):
     container: pulumi.Output[str]
     host: str = "haproxy"
 
     def __init__(
-        self, name: str, args: WriteProxyArgs, opts: pulumi.ResourceOptions | None = None
+        self, name: str, args: ProxyArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("pgha:index:WriteProxy", name, None, opts)
+        super().__init__("pgha:index:Proxy", name, None, opts)
         config = pulumi.Output.secret(args.stats_password).apply(
             lambda pw: render(args.topology, pw)
         )
-        container = Container(
+        spec = ContainerSpec(
+            name=f"{args.prefix}-haproxy",
+            image=args.image,
+            network=args.network,
+            aliases=[self.host],
+            labels={**args.labels, "pgha.role": "haproxy"},
+            envs={"PGHA_HAPROXY_CFG": config},
+            ports=[
+                Port(WRITE_PORT, args.write_port, args.bind_address),
+                Port(READ_PORT, args.read_port, args.bind_address),
+                # The stats page is for the operator on this host only.
+                Port(STATS_PORT, args.stats_port, "127.0.0.1"),
+            ],
+            # The rendered config; the root filesystem is read-only.
+            tmpfs={"/run/haproxy": "rw,noexec,nosuid,size=1m"},
+            stop_timeout=5,
+        )
+        container = docker.Container(
             name,
-            ContainerArgs(
-                name=f"{args.prefix}-haproxy",
-                image=args.image,
-                networks_advanced=[
-                    ContainerNetworksAdvancedArgs(name=args.network, aliases=[self.host])
-                ],
-                ports=[
-                    ContainerPortArgs(WRITE_PORT, args.write_port, args.bind_address),
-                    ContainerPortArgs(READ_PORT, args.read_port, args.bind_address),
-                    # The stats page is for the operator on this host only.
-                    ContainerPortArgs(STATS_PORT, args.stats_port, "127.0.0.1"),
-                ],
-                uploads=[
-                    ContainerUploadArgs(file="/usr/local/etc/haproxy/haproxy.cfg", content=config)
-                ],
-                labels={**args.labels, "pgha.role": "haproxy"},
-                # A new config (failover, readFallback) is a reload, not a new
-                # container: the master re-reads it and starts fresh workers.
-                reload_signal="SIGUSR2",
-                stop_timeout=5,
-            ),
-            pulumi.ResourceOptions(parent=self),
+            container_args(spec),
+            pulumi.ResourceOptions.merge(REPLACE_OPTS, pulumi.ResourceOptions(parent=self)),
         )
         self.container = container.name
         self.register_outputs({"container": self.container})

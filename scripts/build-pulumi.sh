@@ -50,7 +50,7 @@ CLI_MAIN=$PKG_MOD/cmd/pulumi
 LANGHOST_MOD=github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3
 LANGHOST_FALLBACK_MAIN=$SDK_MOD/python/cmd/pulumi-language-python
 EXEC_SCRIPT_REL=python/cmd/pulumi-language-python-exec
-# Runs Python dynamic providers (pgha's stopgap Docker resources need it).
+# Runs Python dynamic providers (pgha's failover resource, infra/failover.py).
 DYNAMIC_SCRIPT_REL=python/dist/pulumi-resource-pulumi-python
 VERSION_VAR=$SDK_MOD/go/common/version.Version
 

@@ -15,7 +15,4 @@ export PULUMI_CONFIG_PASSPHRASE=${PULUMI_CONFIG_PASSPHRASE:-$pgha_dev_only_defau
 unset pgha_dev_only_default
 export PULUMI_SKIP_UPDATE_CHECK=${PULUMI_SKIP_UPDATE_CHECK:-true}
 export PULUMI_DIY_BACKEND_NO_LEGACY_WARNING=${PULUMI_DIY_BACKEND_NO_LEGACY_WARNING:-true}
-# The stopgap dynamic providers (infra/dockerres.py) are pickled by reference,
-# so the provider process must be able to import infra's modules.
-export PYTHONPATH="$PGHA_ROOT/infra${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$PGHA_ROOT/.pulumi-state"

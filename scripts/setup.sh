@@ -8,6 +8,8 @@
 #   3. the project venv with pinned deps, and the API image's wheelhouse
 #   4. PostgreSQL and Redis binaries for the service tests (Debian packages)
 #   5. the Pulumi CLI and Python language host (built from the Go module proxy)
+#   6. the official docker resource plugin (downloaded, or built from the
+#      vendored public sources: scripts/ensure-docker-plugin.sh)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +42,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$reqs" ]; then
   "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check $(echo "$reqs" | tr '\n' ' ')
   echo "$reqs" >"$stamp"
 fi
+# The Pulumi program (infra/) as an editable package: the program, the dynamic
+# failover provider's process and the tests all import it as `infra`.
+if ! (cd / && "$ROOT/.venv/bin/python" -c 'import infra, pathlib, sys; sys.exit(pathlib.Path(infra.__file__).parent != pathlib.Path(sys.argv[1]))' "$ROOT/infra") 2>/dev/null; then
+  "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$ROOT"
+fi
 
 # The API image cannot reach PyPI over HTTPS (no CA bundle inside), so its
 # wheels are built here and copied into the build context.
@@ -63,4 +70,6 @@ fi
 
 # shellcheck source=env.sh
 . "$ROOT/scripts/env.sh"
+step "pulumi docker provider plugin"
+"$ROOT/scripts/ensure-docker-plugin.sh"
 step "ready: $(pulumi version) with $(python --version)"

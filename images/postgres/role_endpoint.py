@@ -1,10 +1,13 @@
 """Role endpoint of a pgha PostgreSQL node, on port 8008.
 
 HAProxy's health checks ask it which role the node really has, the way
-Patroni's REST API does: GET /primary answers 200 only on the writable primary,
-GET /replica only on a streaming standby, GET /role returns JSON for humans.
-The answer comes from pg_is_in_recovery() on the local socket, so a node that
-was restarted writable by hand is still reported truthfully.
+Patroni's REST API does: GET /primary answers 200 only on the writable primary
+that is also *meant* to be primary, GET /replica only on a standby, GET /role
+returns JSON for humans. The role comes from pg_is_in_recovery() on the local
+socket; the intent from the desired-role file the failover writes (pgha-lib.sh
+`desired`). HAProxy lists every node in its write backend, so a node that was
+promoted or restarted writable by hand must not pass /primary, and a primary
+being fenced must fail it from the moment it is told to follow another node.
 """
 
 import json
@@ -15,14 +18,44 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 PORT = int(os.environ.get("PGHA_ROLE_PORT", "8008"))
 NODE = os.environ.get("PGHA_NODE", "")
 PG_PORT = os.environ.get("PGHA_PORT", "5432")
+DESIRED_FILE = os.path.join(
+    os.environ.get("PGHA_DATA_ROOT", "/var/lib/postgresql/data"), "pgha.desired"
+)
+BOOTSTRAP = os.environ.get("PGHA_BOOTSTRAP_PRIMARY", "")
+
+
+def desired() -> str:
+    """The first word of the desired-role file, with the same default as pgha-lib.sh."""
+    try:
+        with open(DESIRED_FILE) as f:
+            words = f.read().split()
+    except OSError:
+        words = []
+    if words:
+        return words[0]
+    return "primary" if NODE and NODE == BOOTSTRAP else "replica"
 
 
 def role() -> str:
     try:
         out = subprocess.run(
-            ["psql", "-h", "/var/run/postgresql", "-p", PG_PORT, "-U", "postgres",
-             "-d", "postgres", "-XAtqc", "select pg_is_in_recovery()"],
-            capture_output=True, text=True, timeout=2, check=True,
+            [
+                "psql",
+                "-h",
+                "/var/run/postgresql",
+                "-p",
+                PG_PORT,
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-XAtqc",
+                "select pg_is_in_recovery()",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=True,
         ).stdout.strip()
     except (subprocess.SubprocessError, OSError):
         return "down"
@@ -33,8 +66,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         current = role()
         wanted = self.path.strip("/")
-        if wanted in ("primary", "replica"):
-            ok = current == wanted
+        if wanted == "primary":
+            ok = current == "primary" and desired() == "primary"
+        elif wanted == "replica":
+            ok = current == "replica"
         elif wanted in ("health", "readable"):
             ok = current != "down"
         else:

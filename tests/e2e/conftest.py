@@ -8,6 +8,8 @@ is destroyed and removed, and the teardown checks that nothing of it is left.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import secrets
@@ -20,16 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import docker.errors
 import httpx
 import pytest
 from pulumi import automation as auto
 
+from infra import outputs as out
+from infra.images import CONTEXTS, image_name
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from infra import outputs as out  # noqa: E402
-
-LABEL = "pgha.stack"
+LABEL = out.STACK_LABEL
 
 
 def _free_port_block(size: int) -> int:
@@ -56,7 +58,6 @@ def pulumi_env() -> dict[str, str]:
     }
     merged = {**env, **{k: v for k, v in os.environ.items() if k in env}}
     merged["PATH"] = f"{ROOT}/.tools/bin:{ROOT}/.venv/bin:{os.environ.get('PATH', '')}"
-    merged["PYTHONPATH"] = f"{ROOT}/infra:{os.environ.get('PYTHONPATH', '')}"
     (ROOT / ".pulumi-state").mkdir(exist_ok=True)
     return merged
 
@@ -108,6 +109,20 @@ class Deployment:
 
     def client(self, timeout: float = 10.0) -> httpx.Client:
         return httpx.Client(base_url=self.api, timeout=timeout)
+
+    def backend_status(self, backend: str) -> dict[str, str]:
+        """Server -> status ("UP", "DOWN", "UP 1/2", ...) of one HAProxy backend (stats CSV)."""
+        password = self.stack.get_config("pgha:haproxyStatsPassword").value
+        res = httpx.get(
+            self.outputs[out.HAPROXY_STATS_URL] + ";csv", auth=("admin", password), timeout=3
+        )
+        res.raise_for_status()
+        rows = csv.DictReader(io.StringIO(res.text.lstrip("# ")))
+        return {
+            r["svname"]: r["status"]
+            for r in rows
+            if r["pxname"] == backend and r["svname"] not in ("FRONTEND", "BACKEND")
+        }
 
 
 def _log(line: str) -> None:
@@ -190,4 +205,11 @@ def deployment() -> Iterator[Deployment]:
         stack.destroy(on_output=_log)
         stack.workspace.remove_stack(name)
         left = leftovers(deployed.docker, prefix)
+        # pulumi_docker's Image keeps its local tag on destroy (documented); a
+        # throwaway stack's tags go here, while the layers stay as build cache.
+        for role in CONTEXTS:
+            try:
+                deployed.docker.images.remove(image_name(prefix, role), noprune=True)
+            except docker.errors.ImageNotFound:
+                pass
         assert left == {"containers": [], "networks": [], "volumes": []}, left

@@ -142,6 +142,45 @@ def test_planned_switchover_under_write_load_loses_no_acknowledged_write(
     wait_streaming(deployment)
 
 
+def test_a_switchover_never_has_two_servers_up_for_writes(deployment: Deployment) -> None:
+    """Every node is in HAProxy's write backend; role checks must admit one at a time."""
+    wait_streaming(deployment)
+    start, target = deployment.primary, other(deployment)
+    samples: list[dict[str, str]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            try:
+                samples.append(deployment.backend_status("primary_nodes"))
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        deployment.up(primary=target)
+        wait_for(lambda: samples[-1].get(target) == "UP", 15, f"{target} UP for writes")
+        deployment.up(primary=start)
+        wait_for(lambda: samples[-1].get(start) == "UP", 15, f"{start} UP for writes")
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    both_ways = (
+        [s for s in samples if s.get(start) == "UP"],
+        [s for s in samples if s.get(target) == "UP"],
+    )
+    # Positive control: the sampler saw each node take writes, so it could see an overlap.
+    assert all(both_ways), len(samples)
+    # "UP 1/2" is a server going down that still takes new connections.
+    overlaps = [s for s in samples if sum(v.startswith("UP") for v in s.values()) > 1]
+    record("switchover_write_backend_samples", len(samples))
+    assert overlaps == []
+    wait_streaming(deployment)
+
+
 def test_fail_back_round_trips_keep_every_row(deployment: Deployment) -> None:
     start = deployment.primary
     ids: list[int] = []

@@ -5,9 +5,9 @@ every checkpoint, secret outputs, never baked into an image) and never appear on
 command line (the Redis healthcheck passes it through REDISCLI_AUTH). PostgreSQL: SCRAM
 only, pg_hba admits only the stack network, the replication roles cannot read tables, the
 API's role owns nothing but its schema. Redis: no anonymous access, no admin commands for
-the API's user. HAProxy stats need a password. Containers: non-root, API root filesystem
-read-only, every published port on loopback only. Input: SQL metacharacters are stored
-verbatim.
+the API's user. HAProxy stats need a password. Containers: non-root, no capabilities,
+read-only root filesystems, every published port on loopback only. Input: SQL
+metacharacters are stored verbatim.
 
 Every refusal below is paired with a positive control using the right credentials, so a
 test cannot pass just because a password, host or port in it was wrong.
@@ -429,6 +429,31 @@ def test_no_container_runs_as_root_or_with_extra_privileges(deployment: Deployme
         assert host["Privileged"] is False, container.name
         assert not host.get("CapAdd"), container.name
         assert "no-new-privileges" in (host.get("SecurityOpt") or []), container.name
+
+
+def test_every_container_drops_all_capabilities(deployment: Deployment) -> None:
+    for container in stack_containers(deployment):
+        host = container.attrs["HostConfig"]
+        assert [c.upper() for c in host.get("CapDrop") or []] == ["ALL"], container.name
+        assert not host.get("CapAdd"), container.name
+        # Behaviour, not just config: PID 1 (docker-init) holds no capability at all.
+        code, status = container.exec_run(["grep", "^CapBnd:", "/proc/1/status"])
+        assert code == 0, (container.name, status)
+        assert int(status.split()[1], 16) == 0, (container.name, status)
+
+
+def test_every_container_has_a_read_only_root_filesystem(deployment: Deployment) -> None:
+    for container in stack_containers(deployment):
+        assert container.attrs["HostConfig"]["ReadonlyRootfs"] is True, container.name
+        code, output = container.exec_run(["sh", "-c", "echo x > /usr/local/bin/injected"])
+        assert code != 0 and b"Read-only file system" in output, (container.name, output)
+        # Positive control: each keeps one writable scratch tmpfs, so the probe could succeed.
+        writable = container.attrs["HostConfig"].get("Tmpfs") or {}
+        assert writable, container.name
+        place = sorted(writable)[0]
+        assert (
+            container.exec_run(["sh", "-c", f"echo x > {place}/probe && rm {place}/probe"])[0] == 0
+        ), (container.name, place)
 
 
 def test_every_published_port_binds_loopback_only(deployment: Deployment) -> None:

@@ -1,28 +1,23 @@
 """The toolchain end to end: a throwaway stack with one container, deployed and destroyed.
 
 It runs before the full stack's tests and needs only the base image, so a
-broken Pulumi CLI, language host, dynamic provider or Docker engine shows up
-here with a small, readable failure.
+broken Pulumi CLI, language host, docker provider plugin or Docker engine shows
+up here with a small, readable failure.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
-import sys
-from pathlib import Path
 
 import docker
 import pulumi
+import pulumi_docker as pdocker
 from pulumi import automation as auto
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "infra"))
-sys.path.insert(0, str(ROOT))
-
-from tests.e2e.conftest import leftovers, pulumi_env  # noqa: E402
-
-import dockerres  # noqa: E402
+from infra.outputs import STACK_LABEL
+from tests.e2e.conftest import leftovers, pulumi_env
 
 
 def test_pulumi_cli_and_language_host_are_on_path() -> None:
@@ -40,19 +35,30 @@ def test_pulumi_cli_and_language_host_are_on_path() -> None:
         assert found.returncode == 0, f"{tool} is not on PATH"
 
 
+def test_the_official_docker_provider_plugin_is_installed() -> None:
+    listed = subprocess.run(
+        ["pulumi", "plugin", "ls", "--json"],
+        env=pulumi_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    plugins = {(p["kind"], p["name"], p["version"]) for p in json.loads(listed)}
+    assert ("resource", "docker", "5.1.0") in plugins, plugins
+
+
 def test_one_container_stack_deploys_and_destroys_cleanly() -> None:
     name = f"smoke-{secrets.token_hex(3)}"
     prefix = f"pgha-{name}"
-    labels = {dockerres.LABEL: prefix}
 
     def program() -> None:
-        box = dockerres.Container(
+        box = pdocker.Container(
             "probe",
-            dockerres.ContainerArgs(
+            pdocker.ContainerArgs(
                 name=f"{prefix}-probe",
                 image="debian:bookworm-slim",
                 command=["sleep", "600"],
-                labels=labels,
+                labels=[pdocker.ContainerLabelArgs(label=STACK_LABEL, value=prefix)],
             ),
         )
         pulumi.export("id", box.id)
@@ -68,7 +74,7 @@ def test_one_container_stack_deploys_and_destroys_cleanly() -> None:
         result = stack.up()
         container = client.containers.get(result.outputs["id"].value)
         assert container.status == "running"
-        assert container.labels[dockerres.LABEL] == prefix
+        assert container.labels[STACK_LABEL] == prefix
     finally:
         stack.destroy()
         stack.workspace.remove_stack(name)

@@ -1,8 +1,16 @@
-"""haproxy.cfg rendering: writes only to the configured primary, reads by role."""
+"""haproxy.cfg rendering: every node in every backend, admitted by its role check."""
 
 import pytest
 
-from infra.haproxy_cfg import ProxyTopology, render
+from infra.haproxy_cfg import (
+    CHECK_FALL,
+    CHECK_FASTINTER_S,
+    CHECK_INTER_S,
+    CHECK_TIMEOUT_S,
+    MARK_DOWN_BOUND_S,
+    ProxyTopology,
+    render,
+)
 
 
 def section(cfg: str, header: str) -> str:
@@ -12,41 +20,68 @@ def section(cfg: str, header: str) -> str:
     return "\n".join(lines[start:end])
 
 
-def test_writes_go_only_to_the_configured_primary_with_a_role_check() -> None:
-    cfg = render(ProxyTopology("pg-1", ["pg-0", "pg-2"], "none"), "s3cret-pw")
-    primary = section(cfg, "listen primary")
-    assert "server pg-1 pg-1:5432 check port 8008" in primary
-    assert "pg-0" not in primary and "pg-2" not in primary
+NODES = ["pg-0", "pg-1", "pg-2"]
+
+
+def test_writes_may_reach_any_node_but_only_through_the_primary_check() -> None:
+    cfg = render(ProxyTopology(NODES, "none"), "s3cret-pw")
+    assert "default_backend primary_nodes" in section(cfg, "frontend primary")
+    primary = section(cfg, "backend primary_nodes")
+    for node in NODES:
+        assert f"server {node} {node}:5432 check port 8008" in primary
     assert "option httpchk GET /primary" in primary
+    assert "http-check expect status 200" in primary
+    # Should two nodes ever pass /primary, one of them still takes every write.
+    assert "balance first" in primary
 
 
-def test_strict_reads_balance_replicas_only() -> None:
-    cfg = render(ProxyTopology("pg-0", ["pg-1", "pg-2"], "none"), "pw-123456")
+def test_the_config_does_not_depend_on_which_node_is_primary() -> None:
+    # A failover must not need a new config: nothing here names the primary.
+    assert render(ProxyTopology(NODES, "none"), "pw-123456") == render(
+        ProxyTopology(list(NODES), "none"), "pw-123456"
+    )
+
+
+def test_strict_reads_balance_nodes_that_pass_the_replica_check() -> None:
+    cfg = render(ProxyTopology(NODES, "none"), "pw-123456")
     replicas = section(cfg, "backend replica_nodes")
-    assert "server pg-1 " in replicas and "server pg-2 " in replicas
-    assert "pg-0" not in replicas
-    assert "GET /replica" in replicas
+    assert all(f"server {n} " in replicas for n in NODES)
+    assert "GET /replica" in replicas and "balance roundrobin" in replicas
+    assert "default_backend replica_nodes" in section(cfg, "frontend replicas")
     assert "primary_for_reads" not in cfg
 
 
 def test_read_fallback_uses_the_primary_only_when_no_replica_is_up() -> None:
-    cfg = render(ProxyTopology("pg-0", ["pg-1"], "primary"), "pw-123456")
-    assert "use_backend replica_nodes if { nbsrv(replica_nodes) gt 0 }" in cfg
-    assert "server pg-0 pg-0:5432" in section(cfg, "backend primary_for_reads")
+    cfg = render(ProxyTopology(["pg-0", "pg-1"], "primary"), "pw-123456")
+    frontend = section(cfg, "frontend replicas")
+    assert "use_backend replica_nodes if { nbsrv(replica_nodes) gt 0 }" in frontend
+    assert "default_backend primary_for_reads" in frontend
+    fallback = section(cfg, "backend primary_for_reads")
+    assert "GET /primary" in fallback and "server pg-1 pg-1:5432" in fallback
 
 
 def test_nodes_down_at_start_do_not_stop_haproxy_and_sessions_are_cut() -> None:
-    cfg = render(ProxyTopology("pg-0", ["pg-1"], "none"), "pw-123456")
+    cfg = render(ProxyTopology(["pg-0", "pg-1"], "none"), "pw-123456")
     assert "init-addr last,libc,none" in cfg
     assert "on-marked-down shutdown-sessions" in cfg
 
 
+def test_check_timings_in_the_config_are_the_ones_the_failover_waits_for() -> None:
+    cfg = render(ProxyTopology(["pg-0", "pg-1"], "none"), "pw-123456")
+    assert f"inter {round(CHECK_INTER_S * 1000)}ms" in cfg
+    assert f"fastinter {round(CHECK_FASTINTER_S * 1000)}ms" in cfg
+    assert f"fall {CHECK_FALL}" in cfg
+    assert f"timeout check {round(CHECK_TIMEOUT_S * 1000)}ms" in cfg
+    # The bound covers the wait for the next check plus every failing check.
+    assert MARK_DOWN_BOUND_S >= CHECK_INTER_S + CHECK_FALL * CHECK_TIMEOUT_S
+
+
 def test_stats_page_requires_auth() -> None:
-    cfg = render(ProxyTopology("pg-0", ["pg-1"], "none"), "pw-123456")
+    cfg = render(ProxyTopology(["pg-0", "pg-1"], "none"), "pw-123456")
     assert "stats auth admin:pw-123456" in section(cfg, "listen stats")
 
 
 @pytest.mark.parametrize("bad", ["has space", "quote'", "hash#", "back\\slash"])
 def test_passwords_that_would_break_the_config_are_refused(bad: str) -> None:
     with pytest.raises(ValueError):
-        render(ProxyTopology("pg-0", ["pg-1"], "none"), bad)
+        render(ProxyTopology(["pg-0", "pg-1"], "none"), bad)

@@ -1,0 +1,83 @@
+"""What every pgha container has in common, declared once with pulumi_docker's types.
+
+Each container is hardened the same way: every capability dropped (the
+servers run as non-root users and bind unprivileged ports, so they need none),
+`no-new-privileges`, a read-only root filesystem with tmpfs where the server
+writes, an init process, the stack's labels, one network with role aliases,
+and ports published only on the given address. Creation waits for the image's
+HEALTHCHECK to pass, so dependants start only once this container can serve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+
+# Names are fixed per stack (`pgha-<stack>-<role>`) and so are host ports, so a
+# replaced container must be removed before its successor can be created.
+REPLACE_OPTS = pulumi.ResourceOptions(delete_before_replace=True)
+
+
+@dataclass
+class Port:
+    internal: int
+    external: int
+    ip: str
+
+
+@dataclass
+class ContainerSpec:
+    """The per-container part; `container_args` adds the shared hardening."""
+
+    name: str
+    image: pulumi.Input[str]
+    network: pulumi.Input[str]
+    aliases: list[str]
+    labels: Mapping[str, str]
+    envs: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    ports: Sequence[Port] = ()
+    volumes: Sequence[docker.ContainerVolumeArgs] = ()
+    # Writable scratch space on the read-only root filesystem: path -> mount options.
+    tmpfs: Mapping[str, str] = field(default_factory=dict)
+    # Seconds `docker stop` (and delete) waits before SIGKILL.
+    stop_timeout: int = 10
+    wait_timeout: int = 120
+
+
+def label_args(labels: Mapping[str, str]) -> list[docker.ContainerLabelArgs]:
+    return [docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(labels.items())]
+
+
+def env_list(envs: Mapping[str, pulumi.Input[str]]) -> list[pulumi.Input[str]]:
+    # Output.concat keeps a secret value secret all the way into the container's env.
+    return [pulumi.Output.concat(k, "=", v) for k, v in sorted(envs.items())]
+
+
+def container_args(spec: ContainerSpec) -> docker.ContainerArgs:
+    return docker.ContainerArgs(
+        name=spec.name,
+        image=spec.image,
+        envs=env_list(spec.envs),
+        networks_advanced=[
+            docker.ContainerNetworksAdvancedArgs(name=spec.network, aliases=spec.aliases)
+        ],
+        ports=[
+            docker.ContainerPortArgs(internal=p.internal, external=p.external, ip=p.ip)
+            for p in spec.ports
+        ],
+        volumes=list(spec.volumes),
+        tmpfs=dict(spec.tmpfs),
+        read_only=True,
+        capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+        security_opts=["no-new-privileges"],
+        init=True,
+        restart="unless-stopped",
+        labels=label_args(spec.labels),
+        wait=True,
+        wait_timeout=spec.wait_timeout,
+        stop_timeout=spec.stop_timeout,
+        destroy_grace_seconds=spec.stop_timeout,
+    )

@@ -1,0 +1,78 @@
+"""The official pulumi-docker provider's behaviour on the deployed stack.
+
+Drift is visible: a replica removed behind Pulumi's back shows up in `pulumi
+refresh`, and the next `pulumi up` recreates it, after which it rejoins and
+streams. The state holds the provider's own types, and the only dynamic
+resource left is the failover orchestration, which pulumi_docker cannot do.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from .conftest import Deployment, pulumi_env, wait_for
+from .test_failover import wait_streaming
+
+# Dynamic resources allowed in the state, by resource name (infra/failover.py).
+ALLOWED_DYNAMIC = {"postgres-role"}
+
+
+def exported_resources(deployment: Deployment) -> list[dict[str, object]]:
+    deployment_json = deployment.stack.export_stack().deployment
+    return list(deployment_json["resources"])
+
+
+def test_state_holds_the_official_docker_types_and_only_the_failover_is_dynamic(
+    deployment: Deployment,
+) -> None:
+    resources = exported_resources(deployment)
+    types = {r["type"] for r in resources}
+    for official in (
+        "docker:index/container:Container",
+        "docker:index/network:Network",
+        "docker:index/volume:Volume",
+        "docker:index/image:Image",
+    ):
+        assert official in types, types
+    dynamic = {
+        str(r["urn"]).rsplit("::", 1)[-1]
+        for r in resources
+        if r["type"] == "pulumi-python:dynamic:Resource"
+    }
+    assert dynamic == ALLOWED_DYNAMIC
+
+
+def test_a_replica_removed_by_hand_is_seen_by_refresh_and_recreated_by_up(
+    deployment: Deployment,
+) -> None:
+    wait_streaming(deployment)
+    replica = deployment.replicas[0]
+    removed = deployment.container(replica)
+    removed.remove(force=True)
+
+    refreshed = deployment.stack.refresh()
+    changes = refreshed.summary.resource_changes or {}
+    # The container is gone from the state; nothing else drifted.
+    assert changes.get("delete") == 1, changes
+
+    result = deployment.up()
+    assert (result.summary.resource_changes or {}).get("create") == 1, (
+        result.summary.resource_changes
+    )
+    recreated = deployment.container(replica)
+    assert recreated.id != removed.id
+    wait_streaming(deployment)
+    assert deployment.role(replica) == "replica"
+    # The CLI's own view agrees: a fresh preview after the repair has nothing to do.
+    preview = subprocess.run(
+        ["pulumi", "preview", "--json", "--stack", deployment.stack.name],
+        cwd=deployment.stack.workspace.work_dir,
+        env=pulumi_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    steps = json.loads(preview.stdout).get("steps", [])
+    assert [s for s in steps if s.get("op") not in ("same", "read")] == []
+    wait_for(lambda: deployment.role(replica) == "replica", 30, "replica role")
