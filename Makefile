@@ -6,7 +6,7 @@ STACK ?= dev
 PGHA_TEST_NODES ?= pg-0 pg-1
 ENV := source scripts/env.sh &&
 
-.PHONY: setup up down destroy test test-unit test-service test-e2e lint failover shell preview outputs clean bench chaos
+.PHONY: setup up down destroy test test-fast test-unit test-service test-e2e lint failover shell preview outputs clean bench chaos
 
 setup:
 	./scripts/setup.sh
@@ -31,20 +31,25 @@ failover:
 	@test -n "$(TO)" || { echo "usage: make failover TO=pg-1" >&2; exit 2; }
 	$(ENV) pulumi config set --stack $(STACK) pgha:primary $(TO) && pulumi up --yes --skip-preview --stack $(STACK)
 
+# Lint, format and types: the same checks pre-commit runs on each commit.
 lint: setup
-	$(ENV) ruff check . && ruff format --check infra tests service
+	$(ENV) ruff check . && ruff format --check . && mypy
 
 test-unit:
-	$(ENV) pytest -q tests/unit
+	$(ENV) pytest -q -m unit
 
 test-service:
-	$(ENV) pytest -q tests/service
+	$(ENV) pytest -q -m service
+
+# Unit and service tests only: no Docker, no Pulumi stack (under a minute).
+test-fast: setup
+	$(ENV) pytest -q -m "unit or service"
 
 test-e2e: setup
 	$(ENV) PGHA_TEST_NODES="$(PGHA_TEST_NODES)" pytest -q tests/e2e
 
-test: setup
-	$(ENV) ruff check . && pytest -q tests
+test: lint
+	$(ENV) pytest -q tests
 
 # Measurements against a deployed stack (default: dev; `make up` first).
 # Reports land in bench/results/; figures are never test assertions.

@@ -94,11 +94,12 @@ class Docker:
         except (docker.errors.DockerException, OSError) as exc:
             # OSError covers the socket timeout (requests' errors derive from it).
             raise BenchError(f"{what} failed or timed out after {timeout:.0f}s: {exc}") from exc
-        out, err = result.output or (None, None)
+        # demux=True gives (stdout, stderr), each bytes or None.
+        out, err = result.output if isinstance(result.output, tuple) else (None, None)
         done = ExecResult(
             int(result.exit_code or 0),
-            (out or b"").decode(errors="replace"),
-            (err or b"").decode(errors="replace"),
+            out.decode(errors="replace") if isinstance(out, bytes) else "",
+            err.decode(errors="replace") if isinstance(err, bytes) else "",
         )
         if check and done.code != 0:
             tail = (done.stderr or done.stdout).strip()[-800:]

@@ -32,7 +32,7 @@ REPORT_PREFIX = "PGHA_BENCH_JSON "
 def require_wrk() -> None:
     if shutil.which("wrk") is None:
         # Installing is `make setup`'s job, not the runner's: it needs root and a package index.
-        raise BenchError("wrk is not installed; run scripts/ensure-bench-tools.sh (make setup)")
+        raise BenchError("wrk is not installed: run make setup, which installs it")
 
 
 @dataclass(frozen=True)

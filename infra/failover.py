@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import tarfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,9 +46,9 @@ REJOIN_TIMEOUT = 120
 class ClusterRoleArgs:
     primary: str
     # node name -> container name
-    containers: dict[str, pulumi.Input[str]]
+    containers: Mapping[str, pulumi.Input[str]]
     # node name -> container id: a replaced container re-runs the reconcile
-    container_ids: dict[str, pulumi.Input[str]]
+    container_ids: Mapping[str, pulumi.Input[str]]
     synchronous: bool
 
 
@@ -69,7 +70,7 @@ def _is_not_found(exc: BaseException) -> bool:
 
 def _exec(api: Any, container: str, *cmd: str) -> str:
     ex = api.exec_create(container, list(cmd), user="postgres")
-    out = api.exec_start(ex["Id"]).decode(errors="replace").strip()
+    out = str(api.exec_start(ex["Id"]).decode(errors="replace")).strip()
     code = api.exec_inspect(ex["Id"])["ExitCode"]
     if code != 0:
         raise FailoverError(f"{' '.join(cmd)} in {container} failed ({code}): {out}")

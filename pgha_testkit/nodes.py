@@ -40,8 +40,10 @@ def exec_as_postgres(
 ) -> tuple[int, str]:
     """Exit code and combined output of a command run as `postgres` in the container."""
     result = _client(client).containers.get(container).exec_run(list(cmd), user="postgres")
-    output: bytes = result.output or b""
-    return int(result.exit_code), output.decode(errors="replace").strip()
+    # Not streamed (no stream=True), so the output is one bytes object, or None.
+    output = result.output if isinstance(result.output, bytes) else b""
+    code = -1 if result.exit_code is None else int(result.exit_code)
+    return code, output.decode(errors="replace").strip()
 
 
 def sql(container: str, query: str, *, db: str = "pgha", client: DockerClient | None = None) -> str:
@@ -97,7 +99,7 @@ def streaming(
 def leftovers(prefix: str, *, client: DockerClient | None = None) -> dict[str, list[str]]:
     """Docker objects still carrying the stack's label; all lists empty once it is gone."""
     api = _client(client)
-    selector = {"label": f"{STACK_LABEL}={prefix}"}
+    selector: dict[str, str | list[str] | bool] = {"label": f"{STACK_LABEL}={prefix}"}
     return {
         "containers": [str(c.name) for c in api.containers.list(all=True, filters=selector)],
         "networks": [str(n.name) for n in api.networks.list(filters=selector)],

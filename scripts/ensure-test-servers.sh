@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Makes sure the servers the service tests run as local processes exist:
-# PostgreSQL 15 (initdb, pg_ctl, postgres, pg_basebackup) and redis-server.
+# Makes sure the host programs the tests and the bench run exist: PostgreSQL 15
+# (initdb, pg_ctl, postgres, pg_basebackup), redis-server, and wrk (`make bench`
+# drives the API with it from the host; installed here so a bench run never
+# installs anything itself).
 # Why: tests/service starts a real primary, a streaming replica and Redis on
 # loopback, without Docker. Debian's packages would start system-wide
 # instances on install; a temporary policy-rc.d stops that, so nothing
@@ -15,6 +17,7 @@ have_pg() {
 missing=()
 have_pg || missing+=(postgresql-15)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

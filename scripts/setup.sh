@@ -6,7 +6,7 @@
 #   1. a Docker engine (Debian's docker.io, dockerd started if none answers)
 #   2. the base image debian:bookworm-slim (pulled, or debootstrapped)
 #   3. the project venv with pinned deps, and the API image's wheelhouse
-#   4. PostgreSQL and Redis binaries for the service tests (Debian packages)
+#   4. PostgreSQL, Redis and wrk on the host for the tests and the bench
 #   5. the Pulumi CLI and Python language host (built from the Go module proxy)
 #   6. the official docker resource plugin (downloaded, or built from the
 #      vendored public sources: scripts/ensure-docker-plugin.sh)
@@ -27,25 +27,17 @@ step "docker engine"
 step "base image $BASE_IMAGE"
 BASE_IMAGE=$BASE_IMAGE "$ROOT/scripts/ensure-base-image.sh"
 
-# pip runs only when the pinned requirements change.
+# pip runs only when a pin changes: pyproject.toml (extras) or the two
+# requirements files it reads its dependencies from. The project itself goes
+# in editable: the Pulumi program, the dynamic failover provider's process and
+# the tests import `infra` and `pgha_testkit` as installed packages.
 step "python venv (.venv)"
 [ -x "$ROOT/.venv/bin/python" ] || "$PYTHON" -m venv "$ROOT/.venv"
-reqs=$("$ROOT/.venv/bin/python" - "$ROOT/pyproject.toml" <<'PY'
-import sys, tomllib
-project = tomllib.load(open(sys.argv[1], "rb"))["project"]
-print("\n".join(project["dependencies"] + project["optional-dependencies"]["dev"]))
-PY
-)
 stamp="$ROOT/.venv/.pgha-reqs"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$reqs" ]; then
-  # shellcheck disable=SC2086
-  "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check $(echo "$reqs" | tr '\n' ' ')
-  echo "$reqs" >"$stamp"
-fi
-# The Pulumi program (infra/) as an editable package: the program, the dynamic
-# failover provider's process and the tests all import it as `infra`.
-if ! (cd / && "$ROOT/.venv/bin/python" -c 'import infra, pathlib, sys; sys.exit(pathlib.Path(infra.__file__).parent != pathlib.Path(sys.argv[1]))' "$ROOT/infra") 2>/dev/null; then
-  "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check --no-deps -e "$ROOT"
+want=$(cat "$ROOT/pyproject.toml" "$ROOT/infra/requirements.txt" "$ROOT/service/requirements.txt" | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check -e "$ROOT[dev,bench]"
+  echo "$want" >"$stamp"
 fi
 
 # The API image cannot reach PyPI over HTTPS (no CA bundle inside), so its
@@ -59,14 +51,23 @@ if [ "$(cat "$wheels/.stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" >"$wheels/.stamp"
 fi
 
-step "servers for the service tests"
+step "host programs for the tests and the bench"
 "$ROOT/scripts/ensure-test-servers.sh"
 
 step "pulumi toolchain (.tools/bin)"
 if ! command -v jq >/dev/null 2>&1 || ! command -v go >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq jq golang-go >/dev/null
 fi
+# Where Pulumi's release site is unreachable, the docker plugin will be built
+# from sources anyway: start that build now, beside the CLI's, so two cold
+# builds of about 6 minutes each overlap. A warm cache makes it a no-op.
+prebuild=
+if ! curl -fsS -m 5 -o /dev/null https://get.pulumi.com 2>/dev/null; then
+  "$ROOT/scripts/ensure-docker-plugin.sh" --build-only &
+  prebuild=$!
+fi
 "$ROOT/scripts/build-pulumi.sh"
+[ -z "$prebuild" ] || wait "$prebuild"
 
 # shellcheck source=env.sh
 . "$ROOT/scripts/env.sh"

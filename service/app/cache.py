@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -334,7 +335,9 @@ class ProductCache:
         """Open the pool's connections ahead of traffic, so bursts do not connect at once."""
         with contextlib.suppress(*REDIS_ERRORS):
             async with asyncio.timeout(1.0):
-                pings = [self.client.ping() for _ in range(self._warm_connections)]
+                pings: list[Awaitable[object]] = [
+                    self.client.ping() for _ in range(self._warm_connections)
+                ]
                 if self._pipe is not None:
                     pings.append(self._pipe.connect())
                 await asyncio.gather(*pings)

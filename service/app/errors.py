@@ -110,8 +110,8 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     if exc.status_code == 400:
         # FastAPI answers 400 for a body it cannot even decode (e.g. not UTF-8); to
         # clients that is invalid JSON like any other, so it gets the same 422.
-        detail = [{"type": "json_invalid", "loc": ["body"], "msg": "body is not valid JSON"}]
-        return error_response(422, "validation_error", detail)
+        invalid = [{"type": "json_invalid", "loc": ["body"], "msg": "body is not valid JSON"}]
+        return error_response(422, "validation_error", invalid)
     code = _STATUS_CODES.get(exc.status_code, "http_error")
     detail = None if exc.status_code == 404 else exc.detail
     return error_response(exc.status_code, code, detail, exc.headers)

@@ -152,7 +152,7 @@ class RedisPipe:
     ) -> RedisPipe | None:
         if not url.startswith("redis://"):
             return None
-        options = parse_url(url)
+        options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
         if set(options) - _PLAIN_URL_OPTIONS:
             return None
         return cls(

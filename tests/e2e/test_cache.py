@@ -5,8 +5,7 @@ from __future__ import annotations
 import redis
 
 from infra import outputs as out
-
-from .conftest import Deployment
+from pgha_testkit.deployment import Deployment
 
 
 def test_get_misses_then_hits_and_put_invalidates(deployment: Deployment) -> None:

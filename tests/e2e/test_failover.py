@@ -14,24 +14,12 @@ from contextlib import contextmanager
 
 import httpx
 
-from .conftest import Deployment, record, wait_for
+from pgha_testkit.deployment import Deployment, record
+from pgha_testkit.poll import wait_until
 
 
 def other(deployment: Deployment) -> str:
     return deployment.replicas[0]
-
-
-def write(http: httpx.Client, name: str, within: float = 30.0) -> int:
-    """POSTs a product, retrying 503s for `within` seconds: right after a
-    failover the API's write pool may still be reconnecting."""
-    deadline = time.monotonic() + within
-    while True:
-        res = http.post("/products", json={"name": name, "price": "1.00", "stock": 1})
-        if res.status_code != 503 or time.monotonic() > deadline:
-            break
-        time.sleep(0.25)
-    assert res.status_code == 201, res.text
-    return res.json()["id"]
 
 
 def rows_on(deployment: Deployment, node: str, ids: list[int]) -> set[int]:
@@ -41,23 +29,6 @@ def rows_on(deployment: Deployment, node: str, ids: list[int]) -> set[int]:
         node, f"select id from pgha.products where id in ({','.join(map(str, ids))})"
     )
     return {int(x) for x in found.split()}
-
-
-def wait_streaming(deployment: Deployment) -> None:
-    """Every non-primary node is a replica streaming from the configured primary."""
-    expected = {n.replace("-", "_") for n in deployment.replicas}
-
-    def ok() -> bool:
-        if any(deployment.role(n) != "replica" for n in deployment.replicas):
-            return False
-        rows = deployment.sql(
-            deployment.primary,
-            "select application_name from pg_stat_replication where state = 'streaming'",
-            db="postgres",
-        )
-        return set(rows.split()) >= expected
-
-    wait_for(ok, 90, "every replica streaming from the primary")
 
 
 @contextmanager
@@ -99,8 +70,8 @@ def test_failover_with_the_primary_down_restores_writes_and_the_old_primary_rejo
 ) -> None:
     old, new = deployment.primary, other(deployment)
     with deployment.client() as http:
-        before = [write(http, f"before failover {i}") for i in range(20)]
-    wait_for(lambda: rows_on(deployment, new, before) == set(before), 10, "replication")
+        before = [deployment.write(http, f"before failover {i}") for i in range(20)]
+    wait_until(lambda: rows_on(deployment, new, before) == set(before), 10, "replication")
 
     deployment.container(old).stop()
     with deployment.client(timeout=3) as http:
@@ -108,16 +79,16 @@ def test_failover_with_the_primary_down_restores_writes_and_the_old_primary_rejo
         started = time.monotonic()
         with write_load(deployment) as load:
             deployment.up(primary=new)
-            wait_for(lambda: len(load["acked"]) > 0, 30, "a write after failover")
+            wait_until(lambda: len(load["acked"]) > 0, 30, "a write after failover")
         record("failover_rto_seconds", round(load["times"][0] - started, 2))
         assert deployment.role(new) == "primary"
         ids = before + load["acked"]
         assert rows_on(deployment, new, ids) == set(ids)
 
     deployment.container(old).start()
-    wait_streaming(deployment)
+    deployment.wait_streaming()
     assert deployment.role(old) == "replica"
-    wait_for(lambda: rows_on(deployment, old, ids) == set(ids), 30, "old primary caught up")
+    wait_until(lambda: rows_on(deployment, old, ids) == set(ids), 30, "old primary caught up")
     # Reads need a replica (strict mode): the rejoined old primary serves them.
     with deployment.client() as http:
         for pid in before[:3] + load["acked"][:3]:
@@ -127,24 +98,24 @@ def test_failover_with_the_primary_down_restores_writes_and_the_old_primary_rejo
 def test_planned_switchover_under_write_load_loses_no_acknowledged_write(
     deployment: Deployment,
 ) -> None:
-    wait_streaming(deployment)
+    deployment.wait_streaming()
     target = other(deployment)
     with write_load(deployment) as load:
         time.sleep(2)
         deployment.up(primary=target)
         acked_before = len(load["acked"])
-        wait_for(lambda: len(load["acked"]) > acked_before + 5, 30, "writes after switchover")
+        wait_until(lambda: len(load["acked"]) > acked_before + 5, 30, "writes after switchover")
     acked = load["acked"]
     lost = set(acked) - rows_on(deployment, target, acked)
     record("switchover_acked_writes", len(acked))
     record("switchover_lost_writes", len(lost))
     assert lost == set()
-    wait_streaming(deployment)
+    deployment.wait_streaming()
 
 
 def test_a_switchover_never_has_two_servers_up_for_writes(deployment: Deployment) -> None:
     """Every node is in HAProxy's write backend; role checks must admit one at a time."""
-    wait_streaming(deployment)
+    deployment.wait_streaming()
     start, target = deployment.primary, other(deployment)
     samples: list[dict[str, str]] = []
     stop = threading.Event()
@@ -162,9 +133,9 @@ def test_a_switchover_never_has_two_servers_up_for_writes(deployment: Deployment
     try:
         time.sleep(0.5)
         deployment.up(primary=target)
-        wait_for(lambda: samples[-1].get(target) == "UP", 15, f"{target} UP for writes")
+        wait_until(lambda: samples[-1].get(target) == "UP", 15, f"{target} UP for writes")
         deployment.up(primary=start)
-        wait_for(lambda: samples[-1].get(start) == "UP", 15, f"{start} UP for writes")
+        wait_until(lambda: samples[-1].get(start) == "UP", 15, f"{start} UP for writes")
     finally:
         stop.set()
         thread.join(timeout=5)
@@ -178,7 +149,7 @@ def test_a_switchover_never_has_two_servers_up_for_writes(deployment: Deployment
     overlaps = [s for s in samples if sum(v.startswith("UP") for v in s.values()) > 1]
     record("switchover_write_backend_samples", len(samples))
     assert overlaps == []
-    wait_streaming(deployment)
+    deployment.wait_streaming()
 
 
 def test_fail_back_round_trips_keep_every_row(deployment: Deployment) -> None:
@@ -186,9 +157,9 @@ def test_fail_back_round_trips_keep_every_row(deployment: Deployment) -> None:
     ids: list[int] = []
     for target in (other(deployment), start, other(deployment), start):
         deployment.up(primary=target)
-        wait_streaming(deployment)
+        deployment.wait_streaming()
         with deployment.client() as http:
-            ids.append(write(http, f"round trip to {target}"))
+            ids.append(deployment.write(http, f"round trip to {target}"))
         assert deployment.role(target) == "primary"
         assert rows_on(deployment, target, ids) == set(ids)
     assert deployment.primary == start
@@ -202,23 +173,23 @@ def test_synchronous_mode_keeps_a_write_acknowledged_before_the_primary_is_kille
     assert deployment.sql(old, "show synchronous_standby_names").startswith("ANY 1")
     try:
         with deployment.client() as http:
-            pid = write(http, "acknowledged under synchronous replication")
+            pid = deployment.write(http, "acknowledged under synchronous replication")
         deployment.container(old).kill()
         deployment.up(primary=new)
         assert rows_on(deployment, new, [pid]) == {pid}
         # With its only standby down, the new primary holds commits until the
         # old one rejoins: the price of synchronous replication.
         deployment.container(old).start()
-        wait_streaming(deployment)
+        deployment.wait_streaming()
     finally:
         deployment.up(synchronous="false", primary=old)
-        wait_streaming(deployment)
+        deployment.wait_streaming()
     with deployment.client() as http:
         assert http.get(f"/products/{pid}").status_code == 200
 
 
 def test_an_old_primary_made_writable_by_hand_gets_no_writes(deployment: Deployment) -> None:
-    wait_streaming(deployment)
+    deployment.wait_streaming()
     rogue = other(deployment)
     node = deployment.container(rogue)
     code, output = node.exec_run(["pg_ctl", "promote", "-w"], user="postgres")
@@ -226,7 +197,7 @@ def test_an_old_primary_made_writable_by_hand_gets_no_writes(deployment: Deploym
     assert deployment.role(rogue) == "primary"
     try:
         with deployment.client() as http:
-            ids = [write(http, f"split brain {i}") for i in range(10)]
+            ids = [deployment.write(http, f"split brain {i}") for i in range(10)]
         assert rows_on(deployment, deployment.primary, ids) == set(ids)
         assert rows_on(deployment, rogue, ids) == set()
     finally:
@@ -234,4 +205,4 @@ def test_an_old_primary_made_writable_by_hand_gets_no_writes(deployment: Deploym
         code, output = node.exec_run(["pgha-ctl", "follow", deployment.primary], user="postgres")
         assert code == 0, output
         node.restart()
-        wait_streaming(deployment)
+        deployment.wait_streaming()

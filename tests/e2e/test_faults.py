@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import time
 
-from .conftest import Deployment, wait_for
-from .test_failover import wait_streaming, write
+from pgha_testkit.deployment import Deployment
+from pgha_testkit.poll import wait_until
 
 
 def test_redis_down_reads_bypass_the_cache_and_writes_succeed(deployment: Deployment) -> None:
     redis = deployment.container("redis")
     with deployment.client() as http:
-        pid = write(http, "before redis stops")
+        pid = deployment.write(http, "before redis stops")
         redis.stop()
         try:
             got = http.get(f"/products/{pid}")
@@ -31,17 +31,17 @@ def test_redis_down_reads_bypass_the_cache_and_writes_succeed(deployment: Deploy
             assert http.get(f"/products/{pid}").json()["name"] == "while redis is down"
         finally:
             redis.start()
-        wait_for(lambda: http.get(f"/products/{pid}").headers["X-Cache"] == "HIT", 30, "caching")
+        wait_until(lambda: http.get(f"/products/{pid}").headers["X-Cache"] == "HIT", 30, "caching")
         assert http.get(f"/products/{pid}").json()["name"] == "while redis is down"
 
 
 def replicated_uncached(deployment: Deployment, name: str) -> int:
     """A product on every replica that the API has never read, so no cache hides a fault."""
     with deployment.client() as http:
-        pid = write(http, name)
+        pid = deployment.write(http, name)
     query = f"select count(*) from pgha.products where id = {pid}"
     for node in deployment.replicas:
-        wait_for(lambda n=node: deployment.sql(n, query) == "1", 10, f"row on {node}")
+        wait_until(lambda n=node: deployment.sql(n, query) == "1", 10, f"row on {node}")
     return pid
 
 
@@ -52,7 +52,7 @@ def test_replica_down_reads_fail_clearly_in_strict_mode(deployment: Deployment) 
         c.stop()
     try:
         with deployment.client() as http:
-            wait_for(lambda: http.get("/products?limit=1").status_code == 503, 10, "list 503")
+            wait_until(lambda: http.get("/products?limit=1").status_code == 503, 10, "list 503")
             listed = http.get("/products?limit=1")
             assert listed.json()["error"] == "replica_unavailable"
             got = http.get(f"/products/{pid}")
@@ -63,7 +63,7 @@ def test_replica_down_reads_fail_clearly_in_strict_mode(deployment: Deployment) 
     finally:
         for c in replicas:
             c.start()
-    wait_streaming(deployment)
+    deployment.wait_streaming()
 
 
 def test_replica_down_reads_fall_back_to_the_primary_when_configured(
@@ -72,14 +72,14 @@ def test_replica_down_reads_fall_back_to_the_primary_when_configured(
     deployment.up(readFallback="primary")
     try:
         with deployment.client() as http:
-            wait_for(lambda: http.get("/ready").status_code == 200, 30, "API ready")
+            wait_until(lambda: http.get("/ready").status_code == 200, 30, "API ready")
         pid = replicated_uncached(deployment, "fallback read")
         replicas = [deployment.container(n) for n in deployment.replicas]
         for c in replicas:
             c.stop()
         try:
             with deployment.client() as http:
-                wait_for(
+                wait_until(
                     lambda: http.get("/products?limit=1").headers.get("X-Read-Source") == "primary",
                     10,
                     "list reads from the primary",
@@ -92,14 +92,14 @@ def test_replica_down_reads_fall_back_to_the_primary_when_configured(
                 c.start()
     finally:
         deployment.up(readFallback="none")
-    wait_streaming(deployment)
+    deployment.wait_streaming()
 
 
 def test_primary_down_writes_fail_fast_and_reads_still_work(deployment: Deployment) -> None:
     primary = deployment.container(deployment.primary)
     with deployment.client(timeout=10) as http:
-        pid = write(http, "read while the primary is down")
-        wait_for(lambda: http.get(f"/products/{pid}").status_code == 200, 10, "replicated")
+        pid = deployment.write(http, "read while the primary is down")
+        wait_until(lambda: http.get(f"/products/{pid}").status_code == 200, 10, "replicated")
         primary.stop()
         try:
             started = time.monotonic()
@@ -111,7 +111,7 @@ def test_primary_down_writes_fail_fast_and_reads_still_work(deployment: Deployme
             assert http.get(f"/products/{pid}").status_code == 200
         finally:
             primary.start()
-        wait_for(
+        wait_until(
             lambda: (
                 http.post("/products", json={"name": "back", "price": 1, "stock": 1}).status_code
                 == 201
@@ -119,4 +119,4 @@ def test_primary_down_writes_fail_fast_and_reads_still_work(deployment: Deployme
             60,
             "writes after the primary restarts",
         )
-    wait_streaming(deployment)
+    deployment.wait_streaming()

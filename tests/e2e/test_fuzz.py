@@ -35,7 +35,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from .conftest import Deployment, wait_for
+from pgha_testkit.deployment import Deployment
+from pgha_testkit.poll import wait_until
 
 # Per operation and mode: enough to hit every schema branch, small enough that the whole
 # module stays around a minute on a 2-core machine.
@@ -152,7 +153,7 @@ def run_operation(
 @pytest.fixture(scope="module")
 def known_ids(deployment: Deployment) -> list[int]:
     with deployment.client() as http:
-        wait_for(lambda: http.get("/ready").status_code == 200, 60, "API ready")
+        wait_until(lambda: http.get("/ready").status_code == 200, 60, "API ready")
     return seed_products(deployment.api)
 
 

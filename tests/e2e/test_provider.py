@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import subprocess
 
-from .conftest import Deployment, pulumi_env, wait_for
-from .test_failover import wait_streaming
+from pgha_testkit.deployment import Deployment
+from pgha_testkit.env import subprocess_env
+from pgha_testkit.poll import wait_until
 
 # Dynamic resources allowed in the state, by resource name (infra/failover.py).
 ALLOWED_DYNAMIC = {"postgres-role"}
@@ -46,7 +47,7 @@ def test_state_holds_the_official_docker_types_and_only_the_failover_is_dynamic(
 def test_a_replica_removed_by_hand_is_seen_by_refresh_and_recreated_by_up(
     deployment: Deployment,
 ) -> None:
-    wait_streaming(deployment)
+    deployment.wait_streaming()
     replica = deployment.replicas[0]
     removed = deployment.container(replica)
     removed.remove(force=True)
@@ -62,17 +63,17 @@ def test_a_replica_removed_by_hand_is_seen_by_refresh_and_recreated_by_up(
     )
     recreated = deployment.container(replica)
     assert recreated.id != removed.id
-    wait_streaming(deployment)
+    deployment.wait_streaming()
     assert deployment.role(replica) == "replica"
     # The CLI's own view agrees: a fresh preview after the repair has nothing to do.
     preview = subprocess.run(
         ["pulumi", "preview", "--json", "--stack", deployment.stack.name],
         cwd=deployment.stack.workspace.work_dir,
-        env=pulumi_env(),
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         check=True,
     )
     steps = json.loads(preview.stdout).get("steps", [])
     assert [s for s in steps if s.get("op") not in ("same", "read")] == []
-    wait_for(lambda: deployment.role(replica) == "replica", 30, "replica role")
+    wait_until(lambda: deployment.role(replica) == "replica", 30, "replica role")

@@ -29,12 +29,12 @@ import pytest
 import redis
 
 from infra import outputs as out
+from pgha_testkit.deployment import Deployment
+from pgha_testkit.env import ROOT, STATE_DIR
+from pgha_testkit.stack import NAMESPACE as PROJECT
+from pgha_testkit.stack import SECRET_KEYS as PASSWORD_KEYS
 
-from .conftest import LABEL, ROOT, Deployment
-
-PASSWORD_KEYS = ("postgresPassword", "replicationPassword", "redisPassword", "haproxyStatsPassword")
-PROJECT = "pgha"
-STATE = ROOT / ".pulumi-state" / ".pulumi"
+STATE = STATE_DIR / ".pulumi"
 ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
@@ -401,7 +401,7 @@ def test_haproxy_stats_page_requires_the_admin_password(
 
 def stack_containers(deployment: Deployment) -> list[Any]:
     prefix = deployment.outputs[out.NETWORK]
-    containers = deployment.docker.containers.list(filters={"label": f"{LABEL}={prefix}"})
+    containers = deployment.docker.containers.list(filters={"label": f"{out.STACK_LABEL}={prefix}"})
     assert len(containers) == len(deployment.outputs[out.CONTAINERS]), containers
     return containers
 

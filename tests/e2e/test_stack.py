@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg
 
 from infra import outputs as out
-
-from .conftest import Deployment, wait_for
+from pgha_testkit.deployment import Deployment
+from pgha_testkit.poll import wait_until
 
 
 def test_api_answers_health_and_ready(deployment: Deployment) -> None:
@@ -20,17 +20,7 @@ def test_every_replica_streams_from_the_primary(deployment: Deployment) -> None:
     for node in deployment.replicas:
         assert deployment.sql(node, "select pg_is_in_recovery()", db="postgres") == "t"
     assert deployment.sql(deployment.primary, "select pg_is_in_recovery()", db="postgres") == "f"
-    expected = {n.replace("-", "_") for n in deployment.replicas}
-
-    def all_streaming() -> bool:
-        rows = deployment.sql(
-            deployment.primary,
-            "select application_name from pg_stat_replication where state = 'streaming'",
-            db="postgres",
-        )
-        return set(rows.split()) == expected
-
-    wait_for(all_streaming, 30, f"replicas {sorted(expected)} streaming")
+    deployment.wait_streaming(timeout=30)
 
 
 def test_a_product_written_through_the_api_reaches_primary_and_replicas(
@@ -43,7 +33,7 @@ def test_a_product_written_through_the_api_reaches_primary_and_replicas(
     query = f"select name from pgha.products where id = {pid}"
     assert deployment.sql(deployment.primary, query) == "e2e widget"
     for node in deployment.replicas:
-        wait_for(lambda n=node: deployment.sql(n, query) == "e2e widget", 10, f"row on {node}")
+        wait_until(lambda n=node: deployment.sql(n, query) == "e2e widget", 10, f"row on {node}")
 
 
 def test_writes_through_haproxy_land_on_the_primary(deployment: Deployment) -> None:

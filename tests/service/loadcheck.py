@@ -3,7 +3,7 @@
 Run: .venv/bin/python -m tests.service.loadcheck [--seconds 8] [--connections 32] [--rounds 3]
      [--baseline-dir /path/to/other/service] [--skip-miss]
 Starts its own PostgreSQL primary + replica, Redis and one API worker, like the tests, plus
-a bare Starlette JSON endpoint (tests/service/bareapp.py) under the same uvicorn flags. Each
+a bare Starlette JSON endpoint (bench/bareapp.py) under the same uvicorn flags. Each
 round runs bare and hit back to back, so ``hit_vs_bare`` compares like with like on a
 machine whose background load drifts. ``--baseline-dir`` also serves the hot product from
 another copy of ``service/`` (e.g. the last commit) against the same Redis, for A/B rounds.
@@ -23,6 +23,9 @@ from pathlib import Path
 import httpx
 
 from .servers import ApiProcess, PgCluster, RedisNode
+
+# The same bare app `make bench` uses as its hit-path anchor.
+BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
 
 MISS_SCRIPT = """
 -- Each request asks for a product id nobody asked for yet, so every one is a cache miss.
@@ -126,9 +129,7 @@ def main() -> None:
         }
         api = ApiProcess("load", base, env)
         api.start()
-        bare = ApiProcess(
-            "bare", base, {}, app_dir=Path(__file__).parent, target="bareapp:app", factory=False
-        )
+        bare = ApiProcess("bare", base, {}, app_dir=BENCH_DIR, target="bareapp:app", factory=False)
         extra.append(bare)
         bare.start()
         baseline: ApiProcess | None = None

@@ -17,11 +17,12 @@ import pulumi_docker as pdocker
 from pulumi import automation as auto
 
 from infra.outputs import STACK_LABEL
-from tests.e2e.conftest import leftovers, pulumi_env
+from pgha_testkit.env import pulumi_env, subprocess_env
+from pgha_testkit.nodes import leftovers
 
 
 def test_pulumi_cli_and_language_host_are_on_path() -> None:
-    env = pulumi_env()
+    env = subprocess_env()
     version = subprocess.run(
         ["pulumi", "version"], env=env, capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -38,7 +39,7 @@ def test_pulumi_cli_and_language_host_are_on_path() -> None:
 def test_the_official_docker_provider_plugin_is_installed() -> None:
     listed = subprocess.run(
         ["pulumi", "plugin", "ls", "--json"],
-        env=pulumi_env(),
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         check=True,
@@ -78,4 +79,4 @@ def test_one_container_stack_deploys_and_destroys_cleanly() -> None:
     finally:
         stack.destroy()
         stack.workspace.remove_stack(name)
-    assert leftovers(client, prefix) == {"containers": [], "networks": [], "volumes": []}
+    assert leftovers(prefix, client=client) == {"containers": [], "networks": [], "volumes": []}

@@ -1,0 +1,22 @@
+"""Marks every test by the tier its directory stands for, so `-m` selects tiers.
+
+`unit`: pure logic, no servers, always runs. `service`: the API against real PostgreSQL
+and Redis processes on loopback. `e2e`: a deployed stack (Pulumi and Docker).
+`toolchain`: the Pulumi CLI and plugins `make setup` provides.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TIERS = {"unit", "service", "e2e", "toolchain"}
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = Path(item.path).resolve().relative_to(TESTS).parts[0]
+        if tier in TIERS:
+            item.add_marker(tier)
