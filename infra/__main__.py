@@ -82,9 +82,7 @@ cache = Cache(
 
 
 def dsn(port: int) -> pulumi.Output[str]:
-    return pulumi.Output.format(
-        "postgresql://pgha:{0}@{1}:{2}/pgha", cfg.secrets.postgres, proxy.host, port
-    )
+    return out.postgres_dsn(cfg.secrets.postgres, pulumi.Output.concat(proxy.host, f":{port}"))
 
 
 api = Api(
@@ -95,8 +93,8 @@ api = Api(
         network=network.name,
         write_dsn=dsn(WRITE_PORT),
         read_dsn=dsn(READ_PORT),
-        redis_url=pulumi.Output.format(
-            "redis://{0}:{1}@{2}:6379/0", cache.user, cfg.secrets.redis, cache.host
+        redis_url=out.redis_url(
+            cache.user, cfg.secrets.redis, pulumi.Output.concat(cache.host, ":6379")
         ),
         cache_ttl_seconds=cfg.cache_ttl_seconds,
         read_fallback=cfg.read_fallback,
@@ -118,23 +116,10 @@ pulumi.export(out.PRIMARY, cfg.primary)
 pulumi.export(out.REPLICAS, cfg.replicas)
 pulumi.export(out.SYNCHRONOUS, cfg.synchronous)
 pulumi.export(out.READ_FALLBACK, cfg.read_fallback)
+pulumi.export(out.WRITE_DSN, out.postgres_dsn(cfg.secrets.postgres, f"{host}:{cfg.ports.write}"))
+pulumi.export(out.READ_DSN, out.postgres_dsn(cfg.secrets.postgres, f"{host}:{cfg.ports.read}"))
 pulumi.export(
-    out.WRITE_DSN,
-    pulumi.Output.format(
-        "postgresql://pgha:{0}@{1}/pgha", cfg.secrets.postgres, f"{host}:{cfg.ports.write}"
-    ),
-)
-pulumi.export(
-    out.READ_DSN,
-    pulumi.Output.format(
-        "postgresql://pgha:{0}@{1}/pgha", cfg.secrets.postgres, f"{host}:{cfg.ports.read}"
-    ),
-)
-pulumi.export(
-    out.REDIS_URL,
-    pulumi.Output.format(
-        "redis://{0}:{1}@{2}/0", cache.user, cfg.secrets.redis, f"{host}:{cfg.ports.redis}"
-    ),
+    out.REDIS_URL, out.redis_url(cache.user, cfg.secrets.redis, f"{host}:{cfg.ports.redis}")
 )
 pulumi.export(
     out.CONTAINERS,

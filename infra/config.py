@@ -11,6 +11,14 @@ from dataclasses import dataclass
 
 import pulumi
 
+# The secret config keys (pgha namespace), by `Secrets` field: test stacks and tools
+# set exactly these, so a new password is added here and nowhere else.
+SECRET_KEYS = {
+    "postgres": "postgresPassword",
+    "replication": "replicationPassword",
+    "redis": "redisPassword",
+    "haproxy_stats": "haproxyStatsPassword",
+}
 NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 READ_FALLBACKS = ("none", "primary")
 
@@ -91,10 +99,5 @@ def load() -> StackConfig:
         base_image=cfg.get("baseImage") or "debian:bookworm-slim",
         retain_data=cfg.get_bool("retainData") or False,
         api_workers=cfg.get_int("apiWorkers") or 1,
-        secrets=Secrets(
-            postgres=cfg.require_secret("postgresPassword"),
-            replication=cfg.require_secret("replicationPassword"),
-            redis=cfg.require_secret("redisPassword"),
-            haproxy_stats=cfg.require_secret("haproxyStatsPassword"),
-        ),
+        secrets=Secrets(**{field: cfg.require_secret(key) for field, key in SECRET_KEYS.items()}),
     )

@@ -37,6 +37,8 @@ from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider,
 
 from infra.haproxy_cfg import MARK_DOWN_BOUND_S
 
+# The node volume's mount point (PGHA_DATA_ROOT in images/postgres); the desired-role
+# file this provider writes lives there, beside pgdata.
 DATA_ROOT = "/var/lib/postgresql/data"
 READY_TIMEOUT = 120
 REJOIN_TIMEOUT = 120

@@ -1,8 +1,11 @@
 """Stack output names: the one contract between the Pulumi program and its tests.
 
 Both `infra/__main__.py` and `tests/` import these constants, so renaming an
-output is a single edit that the test suite follows.
+output is a single edit that the test suite follows. The connection-string builders
+live here too: the API's env and the exported DSNs must never drift apart.
 """
+
+from pulumi import Input, Output
 
 API_URL = "api_url"
 WRITE_ENDPOINT = "write_endpoint"
@@ -25,3 +28,13 @@ READ_FALLBACK = "read_fallback"
 # The label every Docker object of a stack carries (value: `pgha-<stack>`), so
 # tests and tools can find, and prove the absence of, a stack's objects.
 STACK_LABEL = "pgha.stack"
+
+
+def postgres_dsn(password: Input[str], address: Input[str]) -> Output[str]:
+    """The API's DSN to the `pgha` database at `address` (host:port), as a secret."""
+    return Output.secret(Output.format("postgresql://pgha:{0}@{1}/pgha", password, address))
+
+
+def redis_url(user: Input[str], password: Input[str], address: Input[str]) -> Output[str]:
+    """A Redis URL for an ACL user at `address` (host:port), database 0, as a secret."""
+    return Output.secret(Output.format("redis://{0}:{1}@{2}/0", user, password, address))

@@ -14,9 +14,7 @@ import pulumi
 import pulumi_docker as docker
 
 from infra.containers import REPLACE_OPTS, ContainerSpec, container_args
-from infra.failover import ClusterRole, ClusterRoleArgs
-
-DATA_PATH = "/var/lib/postgresql/data"
+from infra.failover import DATA_ROOT, ClusterRole, ClusterRoleArgs
 
 
 @dataclass
@@ -76,7 +74,7 @@ class PostgresCluster(pulumi.ComponentResource):
                     "PGHA_REPLICATION_PASSWORD": args.replication_password,
                 },
                 volumes=[
-                    docker.ContainerVolumeArgs(volume_name=volume.name, container_path=DATA_PATH)
+                    docker.ContainerVolumeArgs(volume_name=volume.name, container_path=DATA_ROOT)
                 ],
                 # The socket and lock files; the data lives on the volume.
                 tmpfs={

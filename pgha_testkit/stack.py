@@ -18,13 +18,13 @@ from urllib.parse import unquote, urlsplit
 
 from pulumi import automation as auto
 
+from infra import config
 from infra import outputs as out
 from pgha_testkit.env import ROOT, pulumi_env
 
 NAMESPACE = "pgha"
-# The stack config keys that hold passwords (namespace `pgha`): `infra/config.py` reads
-# them with `require_secret` one by one and exports no list, so the list lives here.
-SECRET_KEYS = ("postgresPassword", "replicationPassword", "redisPassword", "haproxyStatsPassword")
+# The stack config keys that hold passwords (namespace `pgha`), as infra reads them.
+SECRET_KEYS = tuple(config.SECRET_KEYS.values())
 # Host ports a stack publishes, in the order a free port block is handed out.
 PORT_KEYS = ("apiPort", "writePort", "readPort", "redisPort", "statsPort")
 # Outputs without which no runner can do anything useful.

@@ -1,0 +1,76 @@
+"""`infra.config.load`: defaults, and a clear error for each invalid stack config."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pulumi
+import pytest
+
+from infra import config
+
+SECRETS = {f"pgha:{key}": "s3cret" for key in config.SECRET_KEYS.values()}
+
+
+class NoResources(pulumi.runtime.Mocks):
+    # load() declares no resources; mocks only give it a project, a stack and config.
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        return args.name, dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
+        return {}, []
+
+
+@pytest.fixture(autouse=True)
+def mocked_stack() -> Iterator[None]:
+    pulumi.runtime.set_mocks(NoResources(), project="pgha", stack="unit")
+    yield
+    pulumi.runtime.set_all_config({})
+
+
+def load(**values: object) -> config.StackConfig:
+    raw = {f"pgha:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+    pulumi.runtime.set_all_config({**SECRETS, **raw}, secret_keys=list(SECRETS))
+    return config.load()
+
+
+def test_defaults_give_two_nodes_with_the_first_as_primary() -> None:
+    cfg = load()
+    assert cfg.prefix == "pgha-unit"
+    assert cfg.nodes == ["pg-0", "pg-1"]
+    assert (cfg.primary, cfg.replicas) == ("pg-0", ["pg-1"])
+    assert cfg.cache_ttl_seconds == 60
+    assert cfg.read_fallback == "none"
+    assert cfg.bind_address == "127.0.0.1"
+    assert (cfg.ports.api, cfg.ports.write, cfg.ports.read) == (8000, 5432, 5433)
+
+
+def test_the_configured_primary_leads_and_every_other_node_replicates() -> None:
+    cfg = load(nodes=["pg-0", "pg-1", "pg-2"], primary="pg-2")
+    assert cfg.primary == "pg-2"
+    assert cfg.replicas == ["pg-0", "pg-1"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"nodes": ["pg-0"]}, "at least two distinct"),
+        ({"nodes": ["pg-0", "pg-0"]}, "at least two distinct"),
+        ({"nodes": ["pg-0", "PG_1"]}, "invalid names"),
+        ({"primary": "pg-9"}, "is not one of pgha:nodes"),
+        ({"readFallback": "anything"}, "pgha:readFallback must be one of"),
+        ({"cacheTtlSeconds": "-5"}, "must be positive"),
+    ],
+)
+def test_invalid_config_is_refused_with_the_key_named(
+    values: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        load(**values)
+
+
+def test_passwords_are_secret_outputs() -> None:
+    cfg = load()
+    assert all(isinstance(v, pulumi.Output) for v in vars(cfg.secrets).values())
