@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
-from infra.containers import REPLACE_OPTS, ContainerSpec, Port, container_args
+from infra.containers import ContainerSpec, Port, declare
 
 API_PORT = 8000
 
@@ -58,11 +57,7 @@ class Api(pulumi.ComponentResource):
             ports=[Port(API_PORT, args.port, args.bind_address)],
             tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
         )
-        container = docker.Container(
-            name,
-            container_args(spec),
-            pulumi.ResourceOptions.merge(REPLACE_OPTS, pulumi.ResourceOptions(parent=self)),
-        )
+        container = declare(name, spec, self)
         self.container = container.name
         self.url = f"http://{args.bind_address}:{args.port}"
         self.register_outputs({"container": self.container, "url": self.url})

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
-from infra.containers import REPLACE_OPTS, ContainerSpec, Port, container_args
+from infra.containers import ContainerSpec, Port, declare
 
 REDIS_PORT = 6379
 REDIS_USER = "pgha"
@@ -49,10 +48,6 @@ class Cache(pulumi.ComponentResource):
             # The generated config (it holds the ACL password) and Redis's working dir.
             tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
         )
-        container = docker.Container(
-            name,
-            container_args(spec),
-            pulumi.ResourceOptions.merge(REPLACE_OPTS, pulumi.ResourceOptions(parent=self)),
-        )
+        container = declare(name, spec, self)
         self.container = container.name
         self.register_outputs({"container": self.container})

@@ -16,10 +16,6 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-# Names are fixed per stack (`pgha-<stack>-<role>`) and so are host ports, so a
-# replaced container must be removed before its successor can be created.
-REPLACE_OPTS = pulumi.ResourceOptions(delete_before_replace=True)
-
 
 @dataclass
 class Port:
@@ -80,4 +76,24 @@ def container_args(spec: ContainerSpec) -> docker.ContainerArgs:
         wait_timeout=spec.wait_timeout,
         stop_timeout=spec.stop_timeout,
         destroy_grace_seconds=spec.stop_timeout,
+    )
+
+
+def declare(
+    name: str,
+    spec: ContainerSpec,
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> docker.Container:
+    """The container of `spec`, as a child of `parent` (a component)."""
+    return docker.Container(
+        name,
+        container_args(spec),
+        pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=list(depends_on),
+            # Names are fixed per stack (`pgha-<stack>-<role>`) and so are host ports, so
+            # a replaced container must be removed before its successor can be created.
+            delete_before_replace=True,
+        ),
     )

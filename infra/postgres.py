@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from infra.containers import REPLACE_OPTS, ContainerSpec, container_args
+from infra.containers import ContainerSpec, declare
 from infra.failover import DATA_ROOT, ClusterRole, ClusterRoleArgs
 
 
@@ -86,15 +86,8 @@ class PostgresCluster(pulumi.ComponentResource):
                 # A replica clones the primary before it reports healthy.
                 wait_timeout=300,
             )
-            container = docker.Container(
-                f"{name}-{node}",
-                container_args(spec),
-                pulumi.ResourceOptions.merge(
-                    REPLACE_OPTS,
-                    # Replicas clone from the bootstrap node, so it is created first.
-                    pulumi.ResourceOptions(parent=self, depends_on=[first] if first else None),
-                ),
-            )
+            # Replicas clone from the bootstrap node, so it is created first.
+            container = declare(f"{name}-{node}", spec, self, [first] if first else [])
             first = first or container
             self.containers[node] = container.name
             self.volumes[node] = volume.name

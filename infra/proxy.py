@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
-from infra.containers import REPLACE_OPTS, ContainerSpec, Port, container_args
+from infra.containers import ContainerSpec, Port, declare
 from infra.haproxy_cfg import READ_PORT, STATS_PORT, WRITE_PORT, ProxyTopology, render
 
 
@@ -59,10 +58,6 @@ class Proxy(pulumi.ComponentResource):
             tmpfs={"/run/haproxy": "rw,noexec,nosuid,size=1m"},
             stop_timeout=5,
         )
-        container = docker.Container(
-            name,
-            container_args(spec),
-            pulumi.ResourceOptions.merge(REPLACE_OPTS, pulumi.ResourceOptions(parent=self)),
-        )
+        container = declare(name, spec, self)
         self.container = container.name
         self.register_outputs({"container": self.container})
