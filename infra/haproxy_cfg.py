@@ -31,6 +31,8 @@ CHECK_FALL = 2
 # server DOWN": the next check, then fall-1 fast re-checks, each up to its timeout.
 # The failover waits this long between fencing a live primary and promoting,
 # so two servers are never UP in the write backend at once.
+# How long a node whose name stopped resolving keeps its last address (see render).
+RESOLVE_HOLD_NX_S = 30
 MARK_DOWN_BOUND_S = (
     CHECK_INTER_S + (CHECK_FALL - 1) * CHECK_FASTINTER_S + CHECK_FALL * CHECK_TIMEOUT_S
 )
@@ -81,11 +83,17 @@ def render(topology: ProxyTopology, stats_password: str) -> str:
         f" rise {CHECK_RISE} fall {CHECK_FALL}"
         " on-marked-down shutdown-sessions resolvers docker init-addr last,libc,none",
         "",
-        # Docker's DNS: a node that is down at start must not stop HAProxy.
+        # Docker's DNS: a node that is down at start must not stop HAProxy, and a node
+        # restarted with a new address is followed within a second (hold valid). A
+        # stopped container's name answers NXDOMAIN; "hold nx" keeps its last address
+        # meanwhile so its checks keep failing and it stays DOWN. With a short hold it
+        # would go MAINT (resolution), and leaving MAINT on restart restores its old
+        # state: a fenced primary would come back "UP 1/2" for writes until its next
+        # failed check (seen in test_a_switchover_never_has_two_servers_up_for_writes).
         "resolvers docker",
         "    nameserver dns 127.0.0.11:53",
         "    hold valid 1s",
-        "    hold nx 1s",
+        f"    hold nx {RESOLVE_HOLD_NX_S}s",
         "",
         "frontend primary",
         f"    bind *:{WRITE_PORT}",

@@ -85,3 +85,10 @@ def test_stats_page_requires_auth() -> None:
 def test_passwords_that_would_break_the_config_are_refused(bad: str) -> None:
     with pytest.raises(ValueError):
         render(ProxyTopology(["pg-0", "pg-1"], "none"), bad)
+
+
+def test_a_stopped_node_keeps_its_address_long_enough_to_stay_down() -> None:
+    # A fenced primary is stopped for seconds; it must not pass through MAINT (resolution).
+    text = render(ProxyTopology(nodes=["pg-0", "pg-1"], read_fallback="none"), "pw")
+    hold = next(line.split()[-1] for line in text.splitlines() if "hold nx" in line)
+    assert int(hold.rstrip("s")) >= 10
