@@ -39,7 +39,8 @@ def test_state_holds_the_official_docker_types_and_only_the_failover_is_dynamic(
     dynamic = {
         str(r["urn"]).rsplit("::", 1)[-1]
         for r in resources
-        if r["type"] == "pulumi-python:dynamic:Resource"
+        # Dynamic resources are typed `pulumi-python:dynamic/<module>:<Name>`.
+        if str(r["type"]).startswith("pulumi-python:dynamic")
     }
     assert dynamic == ALLOWED_DYNAMIC
 

@@ -459,7 +459,8 @@ def test_every_container_has_a_read_only_root_filesystem(deployment: Deployment)
 def test_every_published_port_binds_loopback_only(deployment: Deployment) -> None:
     published: list[tuple[str, int]] = []
     for container in stack_containers(deployment):
-        for bindings in container.attrs["HostConfig"]["PortBindings"].values():
+        # None for a container that publishes nothing (the PostgreSQL nodes).
+        for bindings in (container.attrs["HostConfig"]["PortBindings"] or {}).values():
             published += [(b["HostIp"], int(b["HostPort"])) for b in bindings]
         for bindings in container.attrs["NetworkSettings"]["Ports"].values():
             published += [(b["HostIp"], int(b["HostPort"])) for b in bindings or []]
