@@ -11,8 +11,10 @@ from infra import config
 from infra import outputs as out
 from infra.api import Api, ApiArgs
 from infra.cache import Cache, CacheArgs
-from infra.haproxy_cfg import READ_PORT, WRITE_PORT, ProxyTopology
+from infra.consensus import Consensus, ConsensusArgs
+from infra.haproxy_cfg import MANUAL_CHECKS, PATRONI_CHECKS, READ_PORT, WRITE_PORT, ProxyTopology
 from infra.images import Images, ImagesArgs
+from infra.patroni import PatroniCluster, PatroniClusterArgs
 from infra.postgres import PostgresCluster, PostgresClusterArgs
 from infra.proxy import Proxy, ProxyArgs
 
@@ -29,25 +31,66 @@ network = docker.Network(
 )
 # Docker picks the subnet; pg_hba admits it and rejects its gateway (the host).
 ipam = network.ipam_configs.apply(lambda c: c[0])
-images = Images("images", ImagesArgs(prefix=cfg.prefix, base_image=cfg.base_image))
-
-cluster = PostgresCluster(
-    "postgres",
-    PostgresClusterArgs(
+patroni = cfg.failover_mode == "patroni"
+images = Images(
+    "images",
+    ImagesArgs(
         prefix=cfg.prefix,
-        image=images.postgres,
-        network=network.name,
-        network_cidr=ipam.apply(lambda c: c.subnet or ""),
-        network_gateway=ipam.apply(lambda c: c.gateway or ""),
-        nodes=cfg.nodes,
-        primary=cfg.primary,
-        synchronous=cfg.synchronous,
-        app_password=cfg.secrets.postgres,
-        replication_password=cfg.secrets.replication,
-        retain_data=cfg.retain_data,
-        labels=labels,
+        base_image=cfg.base_image,
+        extra=frozenset({"etcd"} if patroni else ()),
     ),
 )
+
+cluster: PostgresCluster | PatroniCluster
+consensus: Consensus | None = None
+if patroni:
+    consensus = Consensus(
+        "etcd",
+        ConsensusArgs(
+            prefix=cfg.prefix,
+            image=images.ids["etcd"],
+            network=network.name,
+            retain_data=cfg.retain_data,
+            labels=labels,
+        ),
+    )
+    cluster = PatroniCluster(
+        "postgres",
+        PatroniClusterArgs(
+            prefix=cfg.prefix,
+            image=images.postgres,
+            network=network.name,
+            network_cidr=ipam.apply(lambda c: c.subnet or ""),
+            network_gateway=ipam.apply(lambda c: c.gateway or ""),
+            nodes=cfg.nodes,
+            primary=cfg.primary,
+            synchronous=cfg.synchronous,
+            etcd_hosts=consensus.hosts,
+            app_password=cfg.secrets.postgres,
+            replication_password=cfg.secrets.replication,
+            retain_data=cfg.retain_data,
+            labels=labels,
+            consensus=consensus.members,
+        ),
+    )
+else:
+    cluster = PostgresCluster(
+        "postgres",
+        PostgresClusterArgs(
+            prefix=cfg.prefix,
+            image=images.postgres,
+            network=network.name,
+            network_cidr=ipam.apply(lambda c: c.subnet or ""),
+            network_gateway=ipam.apply(lambda c: c.gateway or ""),
+            nodes=cfg.nodes,
+            primary=cfg.primary,
+            synchronous=cfg.synchronous,
+            app_password=cfg.secrets.postgres,
+            replication_password=cfg.secrets.replication,
+            retain_data=cfg.retain_data,
+            labels=labels,
+        ),
+    )
 
 proxy = Proxy(
     "haproxy",
@@ -55,7 +98,11 @@ proxy = Proxy(
         prefix=cfg.prefix,
         image=images.haproxy,
         network=network.name,
-        topology=ProxyTopology(nodes=cfg.nodes, read_fallback=cfg.read_fallback),
+        topology=ProxyTopology(
+            nodes=cfg.nodes,
+            read_fallback=cfg.read_fallback,
+            checks=PATRONI_CHECKS if patroni else MANUAL_CHECKS,
+        ),
         stats_password=cfg.secrets.haproxy_stats,
         bind_address=cfg.bind_address,
         write_port=cfg.ports.write,
@@ -113,6 +160,8 @@ pulumi.export(out.READ_ENDPOINT, f"{host}:{cfg.ports.read}")
 pulumi.export(out.REDIS_ENDPOINT, f"{host}:{cfg.ports.redis}")
 pulumi.export(out.HAPROXY_STATS_URL, f"http://127.0.0.1:{cfg.ports.stats}/")
 pulumi.export(out.PRIMARY, cfg.primary)
+pulumi.export(out.LEADER, cluster.leader)
+pulumi.export(out.FAILOVER_MODE, cfg.failover_mode)
 pulumi.export(out.REPLICAS, cfg.replicas)
 pulumi.export(out.SYNCHRONOUS, cfg.synchronous)
 pulumi.export(out.READ_FALLBACK, cfg.read_fallback)
@@ -125,10 +174,11 @@ pulumi.export(
     out.CONTAINERS,
     {
         **cluster.containers,
+        **(consensus.containers if consensus else {}),
         "haproxy": proxy.container,
         "redis": cache.container,
         "api": api.container,
     },
 )
 pulumi.export(out.NETWORK, network.name)
-pulumi.export(out.VOLUMES, cluster.volumes)
+pulumi.export(out.VOLUMES, {**cluster.volumes, **(consensus.volumes if consensus else {})})

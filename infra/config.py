@@ -21,6 +21,10 @@ SECRET_KEYS = {
 }
 NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 READ_FALLBACKS = ("none", "primary")
+# manual: ClusterRole moves the primary when pgha:primary changes (infra/failover.py).
+# patroni: Patroni elects the leader through etcd on its own; pgha:primary is the
+# preferred leader, and a change of it is a switchover (infra/patroni.py).
+FAILOVER_MODES = ("manual", "patroni")
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class StackConfig:
     synchronous: bool
     cache_ttl_seconds: int
     read_fallback: str
+    failover_mode: str
     bind_address: str
     ports: Ports
     base_image: str
@@ -78,6 +83,9 @@ def load() -> StackConfig:
     read_fallback = cfg.get("readFallback") or "none"
     if read_fallback not in READ_FALLBACKS:
         raise ValueError(f"pgha:readFallback must be one of {READ_FALLBACKS}")
+    failover_mode = cfg.get("failoverMode") or "manual"
+    if failover_mode not in FAILOVER_MODES:
+        raise ValueError(f"pgha:failoverMode must be one of {FAILOVER_MODES}")
     ttl = cfg.get_int("cacheTtlSeconds") or 60
     if ttl <= 0:
         raise ValueError("pgha:cacheTtlSeconds must be positive")
@@ -88,6 +96,7 @@ def load() -> StackConfig:
         synchronous=cfg.get_bool("synchronous") or False,
         cache_ttl_seconds=ttl,
         read_fallback=read_fallback,
+        failover_mode=failover_mode,
         bind_address=cfg.get("bindAddress") or "127.0.0.1",
         ports=Ports(
             api=cfg.get_int("apiPort") or 8000,

@@ -39,20 +39,49 @@ MARK_DOWN_BOUND_S = (
 
 
 @dataclass(frozen=True)
+class HealthChecks:
+    inter_s: float
+    fastinter_s: float
+    timeout_s: float
+    rise: int
+    fall: int
+    # The role endpoint answers GET only; Patroni answers OPTIONS with the same status
+    # and no body (what Patroni's own HAProxy template uses): HAProxy hangs up after the
+    # status line, and a body still being written makes Patroni log a traceback.
+    method: str = "GET"
+
+
+MANUAL_CHECKS = HealthChecks(
+    CHECK_INTER_S, CHECK_FASTINTER_S, CHECK_TIMEOUT_S, CHECK_RISE, CHECK_FALL
+)
+# failoverMode patroni: no pgha code waits for HAProxy there, so the time a new leader
+# needs to turn UP (downinter x rise: 0.5-1 s) adds straight to the failover's RTO;
+# hence checks twice as often. Safe because Patroni answers /primary only while it
+# holds the leader lock. fall 3 (not 2) keeps a leader whose REST API is briefly slow
+# under load from being marked DOWN, which would cut every write session; a demoted
+# leader answers 503 at once, so it still goes DOWN within about a second.
+PATRONI_CHECKS = HealthChecks(
+    inter_s=0.5, fastinter_s=0.25, timeout_s=1.0, rise=2, fall=3, method="OPTIONS"
+)
+
+
+@dataclass(frozen=True)
 class ProxyTopology:
     nodes: list[str]
     read_fallback: str
+    checks: HealthChecks = MANUAL_CHECKS
 
 
 def _seconds(value: float) -> str:
     return f"{round(value * 1000)}ms"
 
 
-def _backend(name: str, check: str, nodes: list[str], balance: str) -> list[str]:
+def _backend(name: str, check: str, topology: ProxyTopology, balance: str) -> list[str]:
+    nodes = topology.nodes
     return [
         f"backend {name}",
         f"    balance {balance}",
-        f"    option httpchk GET /{check}",
+        f"    option httpchk {topology.checks.method} /{check}",
         "    http-check expect status 200",
         *(f"    server {n} {n}:{PG_PORT} check port {ROLE_PORT}" for n in nodes),
         "",
@@ -63,6 +92,7 @@ def render(topology: ProxyTopology, stats_password: str) -> str:
     if any(c in stats_password for c in " \t\n#\"'\\"):
         raise ValueError("the HAProxy stats password must not contain spaces, quotes, # or \\")
     fallback = topology.read_fallback == "primary"
+    checks = topology.checks
     lines = [
         "# Rendered by pgha (infra/haproxy_cfg.py) from stack config; do not edit.",
         "global",
@@ -75,12 +105,12 @@ def render(topology: ProxyTopology, stats_password: str) -> str:
         "    timeout connect 2s",
         "    timeout client 30m",
         "    timeout server 30m",
-        f"    timeout check {_seconds(CHECK_TIMEOUT_S)}",
+        f"    timeout check {_seconds(checks.timeout_s)}",
         # Fast checks, and sessions cut when a node goes down, so clients fail
         # fast and reconnect to whatever is healthy.
-        f"    default-server inter {_seconds(CHECK_INTER_S)}"
-        f" fastinter {_seconds(CHECK_FASTINTER_S)} downinter {_seconds(CHECK_INTER_S)}"
-        f" rise {CHECK_RISE} fall {CHECK_FALL}"
+        f"    default-server inter {_seconds(checks.inter_s)}"
+        f" fastinter {_seconds(checks.fastinter_s)} downinter {_seconds(checks.inter_s)}"
+        f" rise {checks.rise} fall {checks.fall}"
         " on-marked-down shutdown-sessions resolvers docker init-addr last,libc,none",
         "",
         # Docker's DNS: a node that is down at start must not stop HAProxy, and a node
@@ -109,10 +139,10 @@ def render(topology: ProxyTopology, stats_password: str) -> str:
         lines.append("    default_backend replica_nodes")
     lines.append("")
     # `first`: should two nodes ever both pass /primary, one still gets every write.
-    lines += _backend("primary_nodes", "primary", topology.nodes, "first")
-    lines += _backend("replica_nodes", "replica", topology.nodes, "roundrobin")
+    lines += _backend("primary_nodes", "primary", topology, "first")
+    lines += _backend("replica_nodes", "replica", topology, "roundrobin")
     if fallback:
-        lines += _backend("primary_for_reads", "primary", topology.nodes, "first")
+        lines += _backend("primary_for_reads", "primary", topology, "first")
     lines += [
         "listen stats",
         f"    bind *:{STATS_PORT}",

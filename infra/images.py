@@ -1,4 +1,4 @@
-"""`Images`: builds pgha's four images locally from the base image; nothing is pulled or pushed.
+"""`Images`: builds pgha's images locally from the base image; nothing is pulled or pushed.
 
 BuildKit resolves `FROM ${BASE_IMAGE}` to the local tag (imported by `make
 setup` when no registry is reachable). The provider hashes each build context
@@ -22,7 +22,10 @@ CONTEXTS = {
     "haproxy": ROOT / "images" / "haproxy",
     "redis": ROOT / "images" / "redis",
     "api": ROOT / "service",
+    "etcd": ROOT / "images" / "etcd",
 }
+# Built only for a stack that runs them (`ImagesArgs.extra`): etcd is patroni mode's.
+OPTIONAL = {"etcd"}
 
 
 def image_name(prefix: str, role: str) -> str:
@@ -33,6 +36,7 @@ def image_name(prefix: str, role: str) -> str:
 class ImagesArgs:
     prefix: str
     base_image: str
+    extra: frozenset[str] = frozenset()
 
 
 class Images(pulumi.ComponentResource):
@@ -40,6 +44,8 @@ class Images(pulumi.ComponentResource):
     haproxy: pulumi.Output[str]
     redis: pulumi.Output[str]
     api: pulumi.Output[str]
+    # Every image built, by role (the four above and any `extra` one).
+    ids: dict[str, pulumi.Output[str]]
 
     def __init__(
         self, name: str, args: ImagesArgs, opts: pulumi.ResourceOptions | None = None
@@ -47,6 +53,8 @@ class Images(pulumi.ComponentResource):
         super().__init__("pgha:index:Images", name, None, opts)
         ids: dict[str, pulumi.Output[str]] = {}
         for role, context in CONTEXTS.items():
+            if role in OPTIONAL and role not in args.extra:
+                continue
             image = docker.Image(
                 f"{name}-{role}",
                 docker.ImageArgs(
@@ -64,4 +72,5 @@ class Images(pulumi.ComponentResource):
             ids[role] = image.repo_digest
         self.postgres, self.haproxy = ids["postgres"], ids["haproxy"]
         self.redis, self.api = ids["redis"], ids["api"]
+        self.ids = ids
         self.register_outputs(ids)

@@ -12,6 +12,10 @@ WRITE_ENDPOINT = "write_endpoint"
 READ_ENDPOINT = "read_endpoint"
 REDIS_ENDPOINT = "redis_endpoint"
 PRIMARY = "primary"
+# The leader observed at up/refresh time: differs from PRIMARY after a patroni-mode
+# failover (pgha:primary is then only the preferred leader).
+LEADER = "leader"
+FAILOVER_MODE = "failover_mode"
 REPLICAS = "replicas"
 HAPROXY_STATS_URL = "haproxy_stats_url"
 # Secret outputs: connection strings carry passwords.

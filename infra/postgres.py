@@ -37,6 +37,7 @@ class PostgresCluster(pulumi.ComponentResource):
     containers: dict[str, pulumi.Output[str]]
     volumes: dict[str, pulumi.Output[str]]
     roles: pulumi.Output[dict[str, str]]
+    leader: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: PostgresClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -103,4 +104,8 @@ class PostgresCluster(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self),
         )
         self.roles = self.role.roles
+        # The node ClusterRole found primary at its last run, as patroni mode's `leader`.
+        self.leader = self.roles.apply(
+            lambda roles: next((n for n, r in (roles or {}).items() if r == "primary"), "")
+        )
         self.register_outputs({"containers": self.containers, "roles": self.roles})

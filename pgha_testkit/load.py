@@ -41,9 +41,21 @@ class LoadSpec:
     timeout_s: float = 2.0
     # ~40 requests/s per thread keeps two cores free enough for the stack itself.
     pace_s: float = 0.025
+    # After consecutive errors the pause doubles from error_backoff_s up to
+    # error_backoff_max_s: a long outage is not hammered 20 times a second per thread, yet
+    # the first success after recovery is still seen within a fraction of a second, so
+    # recovery times measure the stack, not this client.
     error_backoff_s: float = 0.05
+    error_backoff_max_s: float = 0.2
     max_requests_per_thread: int = 5000
     deadline_s: float = 600.0
+
+
+def pause_after(failures: int, spec: LoadSpec) -> float:
+    """Pause before the next request of a thread after `failures` consecutive errors."""
+    if failures == 0:
+        return spec.pace_s
+    return min(spec.error_backoff_max_s, spec.error_backoff_s * 2.0 ** min(failures - 1, 16))
 
 
 class Load:
@@ -108,6 +120,10 @@ class Load:
     def _loop(self, step: Callable[[httpx.Client, int], str], kind: str) -> None:
         spec = self.spec
         deadline = time.monotonic() + spec.deadline_s
+        failures = 0
+        # httpx drops a connection that failed and opens a fresh one for the next request,
+        # also after the API restarted under an idle keep-alive connection: no reconnect
+        # logic of our own is needed, only the pause between attempts.
         with httpx.Client(base_url=self.api_url, timeout=spec.timeout_s) as http:
             for seq in range(spec.max_requests_per_thread):
                 if self._stop.is_set() or time.monotonic() > deadline:
@@ -120,7 +136,8 @@ class Load:
                 except httpx.HTTPError as exc:
                     status = type(exc).__name__
                 self._record(kind, started, status)
-                time.sleep(spec.pace_s if status.startswith("2") else spec.error_backoff_s)
+                failures = 0 if status.startswith("2") else failures + 1
+                time.sleep(pause_after(failures, spec))
 
     def _writer(self, n: int) -> None:
         def step(http: httpx.Client, seq: int) -> str:

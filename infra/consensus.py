@@ -1,0 +1,104 @@
+"""`Consensus`: the 3-member etcd cluster Patroni keeps its leader lock in (failoverMode patroni).
+
+Why three members: etcd (Raft) answers only with a majority, so three tolerate one
+member down while a leader lock can never be granted twice; with two down Patroni's
+failsafe mode keeps the current leader as long as it reaches every PostgreSQL node.
+Each member is one container (`pgha-<stack>-etcd-N`) with its own volume, on the
+stack network under its alias `etcd-N`, and is never published on the host: only the
+PostgreSQL nodes talk to it. Members are configured with ETCD_* env only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from infra.containers import ContainerSpec, declare
+
+CLIENT_PORT = 2379
+PEER_PORT = 2380
+DATA_PATH = "/var/lib/etcd"
+
+
+def member_names(count: int) -> list[str]:
+    return [f"etcd-{i}" for i in range(count)]
+
+
+def client_hosts(count: int) -> list[str]:
+    """host:port of every member, as Patroni's etcd3.hosts wants them."""
+    return [f"{m}:{CLIENT_PORT}" for m in member_names(count)]
+
+
+@dataclass
+class ConsensusArgs:
+    prefix: str
+    image: pulumi.Input[str]
+    network: pulumi.Input[str]
+    retain_data: bool
+    labels: dict[str, str]
+    members: int = 3
+
+
+class Consensus(pulumi.ComponentResource):
+    containers: dict[str, pulumi.Output[str]]
+    volumes: dict[str, pulumi.Output[str]]
+    hosts: list[str]
+    members: list[docker.Container]
+
+    def __init__(
+        self, name: str, args: ConsensusArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("pgha:index:Consensus", name, None, opts)
+        names = member_names(args.members)
+        initial_cluster = ",".join(f"{m}=http://{m}:{PEER_PORT}" for m in names)
+        self.hosts = client_hosts(args.members)
+        self.containers, self.volumes, self.members = {}, {}, []
+        for member in names:
+            volume = docker.Volume(
+                f"{name}-{member}-data",
+                docker.VolumeArgs(
+                    name=f"{args.prefix}-{member}-data",
+                    labels=[
+                        docker.VolumeLabelArgs(label=k, value=v)
+                        for k, v in sorted(args.labels.items())
+                    ],
+                ),
+                pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_data),
+            )
+            spec = ContainerSpec(
+                name=f"{args.prefix}-{member}",
+                image=args.image,
+                network=args.network,
+                aliases=[member],
+                labels={**args.labels, "pgha.role": "etcd", "pgha.node": member},
+                envs={
+                    "ETCD_NAME": member,
+                    "ETCD_LISTEN_CLIENT_URLS": f"http://0.0.0.0:{CLIENT_PORT}",
+                    "ETCD_ADVERTISE_CLIENT_URLS": f"http://{member}:{CLIENT_PORT}",
+                    "ETCD_LISTEN_PEER_URLS": f"http://0.0.0.0:{PEER_PORT}",
+                    "ETCD_INITIAL_ADVERTISE_PEER_URLS": f"http://{member}:{PEER_PORT}",
+                    "ETCD_INITIAL_CLUSTER": initial_cluster,
+                    # Only read on a member's first start; afterwards its data dir wins.
+                    "ETCD_INITIAL_CLUSTER_STATE": "new",
+                    # A member never joins another stack's cluster by mistake.
+                    "ETCD_INITIAL_CLUSTER_TOKEN": args.prefix,
+                    # Patroni rewrites its keys every loop_wait: without compaction the
+                    # revision history would grow until the 2 GiB quota stops all writes.
+                    "ETCD_AUTO_COMPACTION_MODE": "periodic",
+                    "ETCD_AUTO_COMPACTION_RETENTION": "1h",
+                },
+                volumes=[
+                    docker.ContainerVolumeArgs(volume_name=volume.name, container_path=DATA_PATH)
+                ],
+                tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
+                stop_timeout=10,
+            )
+            # No ordering between members: each is healthy only once a majority is up,
+            # so they must start together.
+            container = declare(f"{name}-{member}", spec, self)
+            self.members.append(container)
+            self.containers[member] = container.name
+            self.volumes[member] = volume.name
+        self.register_outputs({"containers": self.containers, "volumes": self.volumes})

@@ -1,0 +1,135 @@
+"""`PatroniCluster`: the PostgreSQL nodes in failoverMode patroni, and their preferred leader.
+
+The same image, volumes and hardening as `PostgresCluster`, but each container runs
+Patroni (PGHA_MODE=patroni), which elects the leader through the `Consensus` etcd
+cluster, fails over on its own, and serves /primary and /replica on :8008 for
+HAProxy. `pgha:primary` only names the preferred leader: it bootstraps the cluster
+(its container is created first) and a change of it is a switchover (`PreferredLeader`).
+
+Passwords reach Patroni as PATRONI_* env. The REST API's password reuses the
+replication password rather than a new stack secret: the holders of an unsafe-endpoint
+password are Patroni's own peers (the leader calls POST /failsafe on every member), so
+it must live in every node container, exactly where the replication password already
+lives and nowhere else. A separate secret would be held by the same containers and
+give no isolation; its rotation would just be a second step.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from infra.containers import ContainerSpec, declare
+from infra.leader import PreferredLeader, PreferredLeaderArgs
+from infra.patroni_cfg import DATA_ROOT, SECRET_ENV, PatroniNode, render
+
+
+@dataclass
+class PatroniClusterArgs:
+    prefix: str
+    image: pulumi.Input[str]
+    network: pulumi.Input[str]
+    network_cidr: pulumi.Input[str]
+    network_gateway: pulumi.Input[str]
+    nodes: list[str]
+    primary: str
+    synchronous: bool
+    etcd_hosts: list[str]
+    app_password: pulumi.Input[str]
+    replication_password: pulumi.Input[str]
+    retain_data: bool
+    labels: dict[str, str]
+    # The etcd members: nodes start once they are healthy.
+    consensus: list[docker.Container]
+
+
+def node_config(args: PatroniClusterArgs, node: str, network: list[object]) -> str:
+    """`node`'s Patroni config, once the network's CIDR and gateway are known."""
+    return render(
+        PatroniNode(
+            scope=args.prefix,
+            name=node,
+            etcd_hosts=args.etcd_hosts,
+            network_cidr=str(network[0]),
+            network_gateway=str(network[1]),
+            synchronous=args.synchronous,
+        )
+    )
+
+
+class PatroniCluster(pulumi.ComponentResource):
+    containers: dict[str, pulumi.Output[str]]
+    volumes: dict[str, pulumi.Output[str]]
+    leader: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: PatroniClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("pgha:index:PatroniCluster", name, None, opts)
+        self.containers, self.volumes = {}, {}
+        network = pulumi.Output.all(args.network_cidr, args.network_gateway)
+        first: docker.Container | None = None
+        # The preferred leader first: alone, it wins the bootstrap race, so the cluster
+        # starts with the leader the config asks for (no switchover on create).
+        ordered = [args.primary] + [n for n in args.nodes if n != args.primary]
+        for node in ordered:
+            volume = docker.Volume(
+                f"{name}-{node}-data",
+                docker.VolumeArgs(
+                    name=f"{args.prefix}-{node}-data",
+                    labels=[
+                        docker.VolumeLabelArgs(label=k, value=v)
+                        for k, v in sorted(args.labels.items())
+                    ],
+                ),
+                pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_data),
+            )
+            config = network.apply(functools.partial(node_config, args, node))
+            spec = ContainerSpec(
+                name=f"{args.prefix}-{node}",
+                image=args.image,
+                network=args.network,
+                aliases=[node],
+                labels={**args.labels, "pgha.role": "postgres", "pgha.node": node},
+                envs={
+                    "PGHA_MODE": "patroni",
+                    "PGHA_NODE": node,
+                    "PGHA_PATRONI_CFG": config,
+                    "PGHA_APP_PASSWORD": args.app_password,
+                    **{key: args.replication_password for key in SECRET_ENV},
+                },
+                volumes=[
+                    docker.ContainerVolumeArgs(volume_name=volume.name, container_path=DATA_ROOT)
+                ],
+                # Sockets, the rendered config and Patroni's pgpass; data is on the volume.
+                tmpfs={
+                    "/var/run/postgresql": "rw,nosuid,nodev,size=1m",
+                    "/run/patroni": "rw,noexec,nosuid,size=1m",
+                    "/tmp": "rw,noexec,nosuid,size=16m",
+                },
+                # Patroni's clean stop: PostgreSQL's fast shutdown, then the lock is freed.
+                stop_timeout=60,
+                # A replica clones the leader before it reports healthy.
+                wait_timeout=300,
+            )
+            after = [first] if first else list(args.consensus)
+            container = declare(f"{name}-{node}", spec, self, after)
+            first = first or container
+            self.containers[node] = container.name
+            self.volumes[node] = volume.name
+        self.role = PreferredLeader(
+            f"{name}-leader",
+            PreferredLeaderArgs(
+                preferred=args.primary,
+                containers={n: self.containers[n] for n in args.nodes},
+                synchronous=args.synchronous,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        self.leader = self.role.leader
+        self.register_outputs(
+            {"containers": self.containers, "volumes": self.volumes, "leader": self.leader}
+        )
