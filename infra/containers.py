@@ -38,6 +38,8 @@ class ContainerSpec:
     volumes: Sequence[docker.ContainerVolumeArgs] = ()
     # Writable scratch space on the read-only root filesystem: path -> mount options.
     tmpfs: Mapping[str, str] = field(default_factory=dict)
+    # resolv.conf options; unset keeps Docker's defaults (see PatroniCluster for a use).
+    dns_opts: Sequence[str] = ()
     # Seconds `docker stop` (and delete) waits before SIGKILL.
     stop_timeout: int = 10
     wait_timeout: int = 120
@@ -66,6 +68,8 @@ def container_args(spec: ContainerSpec) -> docker.ContainerArgs:
         ],
         volumes=list(spec.volumes),
         tmpfs=dict(spec.tmpfs),
+        # None, not []: an empty list would be a diff on every existing container.
+        dns_opts=list(spec.dns_opts) or None,
         read_only=True,
         capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
         security_opts=["no-new-privileges"],

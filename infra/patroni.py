@@ -110,6 +110,11 @@ class PatroniCluster(pulumi.ComponentResource):
                     "/run/patroni": "rw,noexec,nosuid,size=1m",
                     "/tmp": "rw,noexec,nosuid,size=16m",
                 },
+                # Cut off from the network, a node's name lookups go unanswered, and with
+                # glibc's default (5 s, 2 tries) each one stalls Patroni's HA loop: a
+                # partitioned leader then stayed writable ~20 s, far beyond the ttl in
+                # which it must demote. One 1 s try bounds each stall.
+                dns_opts=["timeout:1", "attempts:1"],
                 # Patroni's clean stop: PostgreSQL's fast shutdown, then the lock is freed.
                 stop_timeout=60,
                 # A replica clones the leader before it reports healthy.
