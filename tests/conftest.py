@@ -2,7 +2,8 @@
 
 `unit`: pure logic, no servers, always runs. `service`: the API against real PostgreSQL
 and Redis processes on loopback. `e2e`: a deployed stack (Pulumi and Docker).
-`toolchain`: the Pulumi CLI and plugins `make setup` provides.
+`e2e_patroni`: a deployed stack in failoverMode patroni. `toolchain`: the Pulumi CLI and
+plugins `make setup` provides.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-TIERS = {"unit", "service", "e2e", "toolchain"}
+TIERS = {"unit", "service", "e2e", "e2e_patroni", "toolchain"}
 TESTS = Path(__file__).resolve().parent
 
 

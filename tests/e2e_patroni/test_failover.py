@@ -1,0 +1,99 @@
+"""Automatic failover on a leader kill, and switchover through `pgha:primary`, no flapping.
+
+Each test waits until the cluster is whole again (one leader, every replica streaming),
+so they run in any order; none assumes which node leads. The failover RTO (leader
+killed -> first 2xx write through the API) goes to bench/results/e2e-measurements.jsonl.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from infra import outputs as out
+from pgha_testkit import patroni
+from pgha_testkit.deployment import Deployment, record
+from pgha_testkit.ledger import Ledger, check, ids_present
+from pgha_testkit.load import Load, LoadSpec
+from pgha_testkit.poll import wait_until
+
+
+def first_write_after(deployment: Deployment, started: float, timeout: float = 60) -> float:
+    """Seconds from `started` to the first POST the API acknowledges (fresh connections)."""
+    deadline = time.monotonic() + timeout
+    with deployment.client(timeout=2) as http:
+        while time.monotonic() < deadline:
+            try:
+                res = http.post("/products", json={"name": "rto probe", "price": 1, "stock": 1})
+                if res.status_code == 201:
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+    raise AssertionError(f"no write acknowledged within {timeout}s")
+
+
+def test_leader_kill_elects_a_new_leader_and_the_old_one_rejoins_as_a_replica(
+    deployment: Deployment,
+) -> None:
+    old = patroni.wait_whole(deployment)
+    with deployment.client() as http:
+        before = [deployment.write(http, f"before leader kill {i}") for i in range(20)]
+    for node in patroni.pg_nodes(deployment):
+        wait_until(
+            lambda n=node: ids_present(deployment.container_name(n), before) == set(before),
+            10,
+            f"rows replicated to {node}",
+        )
+
+    started = time.monotonic()
+    deployment.container(old).kill()
+    rto = first_write_after(deployment, started)
+    record("patroni_leader_kill_rto_seconds", round(rto, 2))
+    new = patroni.wait_leader(deployment, 30, not_=old)
+    assert new != old
+    assert ids_present(deployment.container_name(new), before) == set(before)
+
+    deployment.container(old).start()
+    assert patroni.wait_whole(deployment) == new
+    assert patroni.writable(deployment, old) is False
+
+    # No flapping: an up with pgha:primary unchanged records the new leader, moves nothing.
+    result = deployment.up()
+    assert "replace" not in result.summary.resource_changes
+    assert deployment.outputs[out.LEADER] == new
+    assert patroni.leader(deployment) == new
+
+
+def test_a_changed_preferred_primary_switches_over_and_an_unchanged_up_does_nothing(
+    deployment: Deployment,
+) -> None:
+    current = patroni.wait_whole(deployment)
+    target = next(n for n in patroni.pg_nodes(deployment) if n != current)
+    if deployment.primary == target:
+        # Only a *change* of pgha:primary switches over: first prefer the current leader.
+        deployment.up(primary=current)
+        assert patroni.leader(deployment) == current
+
+    ledger = Ledger()
+    tag = f"switchover-{time.monotonic_ns()}"
+    with Load(deployment.api, tag, LoadSpec(writers=2, readers=0), ledger=ledger) as load:
+        time.sleep(2)
+        deployment.up(primary=target)
+        acked = len(ledger.acked_ids())
+        wait_until(lambda: len(ledger.acked_ids()) > acked + 5, 30, "writes after switchover")
+    assert patroni.leader(deployment) == target
+    assert deployment.outputs[out.LEADER] == target
+    result = check(ledger, deployment.container_name(target), tag, client=deployment.docker)
+    failed = [e for e in load.of_kind("write") if not e.ok]
+    record("patroni_switchover_acked_writes", result.acked)
+    record("patroni_switchover_lost_writes", result.lost)
+    record("patroni_switchover_failed_writes", len(failed))
+    assert result.lost == 0, result.as_dict()
+    patroni.wait_whole(deployment)
+
+    # The same config again: no resource changes at all, and the leader stays.
+    again = deployment.up()
+    assert set(again.summary.resource_changes) == {"same"}, again.summary.resource_changes
+    assert patroni.leader(deployment) == target
