@@ -6,7 +6,7 @@ STACK ?= dev
 PGHA_TEST_NODES ?= pg-0 pg-1
 ENV := source scripts/env.sh &&
 
-.PHONY: setup up down destroy test test-fast test-unit test-service test-e2e lint failover shell preview outputs clean bench chaos
+.PHONY: setup up down destroy test test-fast test-unit test-service test-e2e test-e2e-patroni lint failover patronictl shell preview outputs clean bench chaos
 
 setup:
 	./scripts/setup.sh
@@ -24,12 +24,19 @@ outputs:
 # layers stay as build cache, so the next `make up` builds in seconds).
 down destroy:
 	$(ENV) pulumi destroy --yes --stack $(STACK)
-	-docker image rm --no-prune $(foreach r,postgres haproxy redis api,pgha-$(STACK)-$(r):latest) 2>/dev/null
+	-docker image rm --no-prune $(foreach r,postgres haproxy redis api etcd,pgha-$(STACK)-$(r):latest) 2>/dev/null
 
 # Fail over (or switch over) to another node through stack config.
 failover:
 	@test -n "$(TO)" || { echo "usage: make failover TO=pg-1" >&2; exit 2; }
 	$(ENV) pulumi config set --stack $(STACK) pgha:primary $(TO) && pulumi up --yes --skip-preview --stack $(STACK)
+
+# Patroni's view of a failoverMode=patroni stack, run in its first running node:
+# `make patronictl ARGS=list`, or e.g. ARGS="switchover --candidate pg-1 --force".
+patronictl:
+	@node=$$(docker ps -q --filter label=pgha.stack=pgha-$(STACK) --filter label=pgha.role=postgres | head -n1); \
+	test -n "$$node" || { echo "no running PostgreSQL node in stack $(STACK)" >&2; exit 1; }; \
+	docker exec -i "$$node" patronictl -c /run/patroni/patroni.yml $(or $(ARGS),list)
 
 # Lint, format and types: the same checks pre-commit runs on each commit.
 lint: setup
@@ -48,8 +55,13 @@ test-fast: setup
 test-e2e: setup
 	$(ENV) PGHA_TEST_NODES="$(PGHA_TEST_NODES)" pytest -q tests/e2e
 
+# The same kind of throwaway stack in failoverMode patroni (Patroni + 3-member etcd).
+test-e2e-patroni: setup
+	$(ENV) PGHA_TEST_NODES="$(PGHA_TEST_NODES)" pytest -q tests/e2e_patroni
+
+# Every tier but e2e_patroni, which has its own target (and its own line in .ci/run).
 test: lint
-	$(ENV) pytest -q tests
+	$(ENV) pytest -q tests --ignore=tests/e2e_patroni
 
 # Measurements against a deployed stack (default: dev; `make up` first).
 # Reports land in bench/results/; figures are never test assertions.
