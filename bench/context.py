@@ -108,7 +108,7 @@ class Bench:
         wait_replayed(self.session, len(self.stack.replicas), seconds)
 
     def start_bare(self) -> str:
-        api = self.stack.containers["api"]
+        api = self.stack.container_of("api")
         workers = self.docker.env(api, "PGHA_WORKERS") or "1"
         port = free_port()
         self.helpers.append(self.bare_name)

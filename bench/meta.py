@@ -30,7 +30,7 @@ def describe(
     opts: Options, stack: Outputs, docker: Docker, run_id: str, argv: Sequence[str]
 ) -> tuple[dict[str, Any], list[str]]:
     """The report's `meta` (keys in report order) and the warnings the context calls for."""
-    api = stack.containers["api"]
+    api = stack.container_of("api")
     ours = set(stack.containers.values())
     others = [n for n in docker.running_names() if n not in ours and not n.startswith(stack.prefix)]
     load = os.getloadavg()

@@ -102,12 +102,14 @@ proxy = Proxy(
             nodes=cfg.nodes,
             read_fallback=cfg.read_fallback,
             checks=PATRONI_CHECKS if patroni else MANUAL_CHECKS,
+            api_instances=cfg.api_replicas,
         ),
         stats_password=cfg.secrets.haproxy_stats,
         bind_address=cfg.bind_address,
         write_port=cfg.ports.write,
         read_port=cfg.ports.read,
         stats_port=cfg.ports.stats,
+        api_port=cfg.ports.api,
         labels=labels,
     ),
     # HAProxy checks roles, so it starts once the cluster has them.
@@ -146,15 +148,14 @@ api = Api(
         cache_ttl_seconds=cfg.cache_ttl_seconds,
         read_fallback=cfg.read_fallback,
         workers=cfg.api_workers,
-        bind_address=cfg.bind_address,
-        port=cfg.ports.api,
+        replicas=cfg.api_replicas,
         labels=labels,
     ),
     pulumi.ResourceOptions(depends_on=[proxy, cache]),
 )
 
 host = cfg.bind_address
-pulumi.export(out.API_URL, api.url)
+pulumi.export(out.API_URL, proxy.api_url)
 pulumi.export(out.WRITE_ENDPOINT, f"{host}:{cfg.ports.write}")
 pulumi.export(out.READ_ENDPOINT, f"{host}:{cfg.ports.read}")
 pulumi.export(out.REDIS_ENDPOINT, f"{host}:{cfg.ports.redis}")
@@ -177,7 +178,7 @@ pulumi.export(
         **(consensus.containers if consensus else {}),
         "haproxy": proxy.container,
         "redis": cache.container,
-        "api": api.container,
+        **api.containers,
     },
 )
 pulumi.export(out.NETWORK, network.name)

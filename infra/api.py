@@ -1,8 +1,13 @@
-"""`Api`: the FastAPI products service, wired to HAProxy and Redis by DSNs.
+"""`Api`: the FastAPI products service as N instances behind HAProxy's HTTP frontend.
 
-Writes go to HAProxy's `primary` endpoint, reads to its `replicas` endpoint,
-the cache to Redis. The DSNs carry passwords, so they are built as secret
-Outputs and only ever reach the container's environment.
+Writes go to HAProxy's `primary` endpoint, reads to its `replicas` endpoint, the
+cache to Redis. The DSNs carry passwords, so they are built as secret Outputs and
+only ever reach the containers' environment. No instance is published on the host:
+clients reach them through HAProxy, which finds them by their shared network alias.
+
+A change to any input replaces the instances one at a time: each depends on the one
+before, so instance N is deleted only once instance N-1's replacement passed its
+healthcheck (`wait`), and HAProxy always has a healthy instance to send requests to.
 """
 
 from __future__ import annotations
@@ -11,9 +16,8 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra.containers import ContainerSpec, Port, declare
-
-API_PORT = 8000
+from infra.containers import ContainerSpec, declare
+from infra.haproxy_cfg import API_ALIAS
 
 
 @dataclass
@@ -27,37 +31,42 @@ class ApiArgs:
     cache_ttl_seconds: int
     read_fallback: str
     workers: int
-    bind_address: str
-    port: int
+    replicas: int
     labels: dict[str, str]
 
 
+def instance_names(replicas: int) -> list[str]:
+    """Logical names of the instances, `api-1` to `api-N` (also their output keys)."""
+    return [f"api-{i}" for i in range(1, replicas + 1)]
+
+
 class Api(pulumi.ComponentResource):
-    container: pulumi.Output[str]
-    url: str
+    containers: dict[str, pulumi.Output[str]]
 
     def __init__(
         self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("pgha:index:Api", name, None, opts)
-        spec = ContainerSpec(
-            name=f"{args.prefix}-api",
-            image=args.image,
-            network=args.network,
-            aliases=["api"],
-            labels={**args.labels, "pgha.role": "api"},
-            envs={
-                "PGHA_WRITE_DSN": args.write_dsn,
-                "PGHA_READ_DSN": args.read_dsn,
-                "PGHA_REDIS_URL": args.redis_url,
-                "PGHA_CACHE_TTL_SECONDS": str(args.cache_ttl_seconds),
-                "PGHA_READ_FALLBACK": args.read_fallback,
-                "PGHA_WORKERS": str(args.workers),
-            },
-            ports=[Port(API_PORT, args.port, args.bind_address)],
-            tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
-        )
-        container = declare(name, spec, self)
-        self.container = container.name
-        self.url = f"http://{args.bind_address}:{args.port}"
-        self.register_outputs({"container": self.container, "url": self.url})
+        self.containers = {}
+        previous: list[pulumi.Resource] = []
+        for instance in instance_names(args.replicas):
+            spec = ContainerSpec(
+                name=f"{args.prefix}-{instance}",
+                image=args.image,
+                network=args.network,
+                aliases=[API_ALIAS],
+                labels={**args.labels, "pgha.role": "api"},
+                envs={
+                    "PGHA_WRITE_DSN": args.write_dsn,
+                    "PGHA_READ_DSN": args.read_dsn,
+                    "PGHA_REDIS_URL": args.redis_url,
+                    "PGHA_CACHE_TTL_SECONDS": str(args.cache_ttl_seconds),
+                    "PGHA_READ_FALLBACK": args.read_fallback,
+                    "PGHA_WORKERS": str(args.workers),
+                },
+                tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
+            )
+            container = declare(f"{name}-{instance}", spec, self, previous)
+            previous = [container]
+            self.containers[instance] = container.name
+        self.register_outputs({"containers": self.containers})

@@ -62,6 +62,7 @@ class StackConfig:
     base_image: str
     retain_data: bool
     api_workers: int
+    api_replicas: int
     secrets: Secrets
 
     @property
@@ -89,6 +90,11 @@ def load() -> StackConfig:
     ttl = cfg.get_int("cacheTtlSeconds") or 60
     if ttl <= 0:
         raise ValueError("pgha:cacheTtlSeconds must be positive")
+    # Two instances: one can die or be replaced while the other serves. More only
+    # help with CPU, which one host with 2 cores does not have to spare.
+    api_replicas = cfg.get_int("apiReplicas") or 2
+    if not 1 <= api_replicas <= 8:
+        raise ValueError("pgha:apiReplicas must be between 1 and 8")
     return StackConfig(
         prefix=f"{pulumi.get_project()}-{pulumi.get_stack()}",
         nodes=nodes,
@@ -108,5 +114,6 @@ def load() -> StackConfig:
         base_image=cfg.get("baseImage") or "debian:bookworm-slim",
         retain_data=cfg.get_bool("retainData") or False,
         api_workers=cfg.get_int("apiWorkers") or 1,
+        api_replicas=api_replicas,
         secrets=Secrets(**{field: cfg.require_secret(key) for field, key in SECRET_KEYS.items()}),
     )

@@ -18,6 +18,11 @@ ROLE_PORT = 8008
 WRITE_PORT = 5432
 READ_PORT = 5433
 STATS_PORT = 8404
+# The API's HTTP port, inside the network (instances) and on HAProxy (the frontend).
+API_PORT = 8000
+# API instances are found by their shared network alias, so rolling replacement never
+# changes this file; a spare slot takes a new instance while an old one's is released.
+API_ALIAS = "api"
 STATS_USER = "admin"
 
 # Health-check timings, in seconds. They bound how long a fenced primary can
@@ -70,6 +75,49 @@ class ProxyTopology:
     nodes: list[str]
     read_fallback: str
     checks: HealthChecks = MANUAL_CHECKS
+    # API instances behind the HTTP frontend; 0 renders no frontend.
+    api_instances: int = 0
+
+
+def _api_frontend(instances: int) -> list[str]:
+    """HTTP in front of the API instances: spread, checked, retried where safe.
+
+    `retry-on` names failures where the request never reached the application
+    (conn-failure) or got no response at all; HAProxy retries a non-idempotent request
+    (POST, PUT) only after conn-failure, since only then was it certainly not sent, so a
+    POST is never applied twice by a retry. Checks hit `/health` (liveness), not
+    `/ready`: with the database down every instance would fail `/ready`, and clients
+    would get HAProxy's bare 503 instead of the API's own JSON 503 naming the cause.
+    """
+    if instances <= 0:
+        return []
+    return [
+        "frontend api",
+        f"    bind *:{API_PORT}",
+        "    mode http",
+        "    timeout client 30s",
+        "    timeout http-request 10s",
+        "    default_backend api_instances",
+        "",
+        "backend api_instances",
+        "    mode http",
+        "    balance roundrobin",
+        # The API answers within its own 2 s degraded timeouts; a frozen instance is
+        # given up on after this and the GET retried elsewhere.
+        "    timeout server 10s",
+        "    option httpchk GET /health",
+        "    http-check expect status 200",
+        "    retry-on conn-failure empty-response response-timeout",
+        "    retries 2",
+        "    option redispatch 1",
+        "    http-response set-header X-Served-By %[srv_name]",
+        # Every instance down: still a JSON error, like the API's own.
+        "    errorfile 503 /usr/local/share/pgha/api-503.http",
+        # Admit a new instance fast (rolling replacement removes the old one next).
+        f"    server-template {API_ALIAS} 1-{instances + 1} {API_ALIAS}:{API_PORT} check"
+        " inter 500ms fastinter 250ms downinter 500ms rise 1 fall 2 init-addr none",
+        "",
+    ]
 
 
 def _seconds(value: float) -> str:
@@ -143,6 +191,7 @@ def render(topology: ProxyTopology, stats_password: str) -> str:
     lines += _backend("replica_nodes", "replica", topology, "roundrobin")
     if fallback:
         lines += _backend("primary_for_reads", "primary", topology, "first")
+    lines += _api_frontend(topology.api_instances)
     lines += [
         "listen stats",
         f"    bind *:{STATS_PORT}",

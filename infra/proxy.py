@@ -1,4 +1,5 @@
-"""`Proxy`: HAProxy routing writes to the primary and reads to the replicas, by role.
+"""`Proxy`: HAProxy routing writes to the primary and reads to the replicas, by role,
+and HTTP to the API instances.
 
 Its config is rendered from stack config (infra/haproxy_cfg.py) and lists every
 node in every backend behind role checks, so a failover leaves this container
@@ -13,7 +14,14 @@ from dataclasses import dataclass
 import pulumi
 
 from infra.containers import ContainerSpec, Port, declare
-from infra.haproxy_cfg import READ_PORT, STATS_PORT, WRITE_PORT, ProxyTopology, render
+from infra.haproxy_cfg import (
+    API_PORT,
+    READ_PORT,
+    STATS_PORT,
+    WRITE_PORT,
+    ProxyTopology,
+    render,
+)
 
 
 @dataclass
@@ -27,12 +35,14 @@ class ProxyArgs:
     write_port: int
     read_port: int
     stats_port: int
+    api_port: int
     labels: dict[str, str]
 
 
 class Proxy(pulumi.ComponentResource):
     container: pulumi.Output[str]
     host: str = "haproxy"
+    api_url: str
 
     def __init__(
         self, name: str, args: ProxyArgs, opts: pulumi.ResourceOptions | None = None
@@ -51,6 +61,7 @@ class Proxy(pulumi.ComponentResource):
             ports=[
                 Port(WRITE_PORT, args.write_port, args.bind_address),
                 Port(READ_PORT, args.read_port, args.bind_address),
+                Port(API_PORT, args.api_port, args.bind_address),
                 # The stats page is for the operator on this host only.
                 Port(STATS_PORT, args.stats_port, "127.0.0.1"),
             ],
@@ -60,4 +71,6 @@ class Proxy(pulumi.ComponentResource):
         )
         container = declare(name, spec, self)
         self.container = container.name
-        self.register_outputs({"container": self.container})
+        # Clients reach the API instances only through this frontend.
+        self.api_url = f"http://{args.bind_address}:{args.api_port}"
+        self.register_outputs({"container": self.container, "api_url": self.api_url})

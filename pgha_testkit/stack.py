@@ -83,7 +83,10 @@ class Outputs:
         return self.containers[self.primary]
 
     def container_of(self, role: str) -> str:
-        """Container of a node or service; `replica` is the first replica."""
+        """Container of a node or service; `replica` is the first replica, `api` the first
+        API instance."""
+        if role == "api" and "api" not in self.containers:
+            return self.containers["api-1"]
         if role == "primary":
             return self.containers[self.primary]
         if role == "replica":

@@ -91,7 +91,7 @@ def test_no_password_in_plain_text_in_stack_file_or_any_checkpoint(
     assert checkpoint in files, f"no checkpoint at {checkpoint}; found {files}"
     text = checkpoint.read_text()
     # Proves this is the live checkpoint of the deployed stack, with encrypted secrets in it.
-    assert deployment.outputs[out.CONTAINERS]["api"] in text
+    assert deployment.outputs[out.CONTAINERS]["api-1"] in text
     assert '"ciphertext"' in text
     found = {str(p.relative_to(ROOT)): leaked(p.read_bytes(), passwords) for p in files}
     assert {p: keys for p, keys in found.items() if keys} == {}
@@ -111,7 +111,7 @@ def test_credential_outputs_are_secret_and_no_plain_output_holds_a_password(
 def test_no_password_is_baked_into_an_image(
     deployment: Deployment, passwords: dict[str, str]
 ) -> None:
-    for role in ("pg-0", "haproxy", "redis", "api"):
+    for role in ("pg-0", "haproxy", "redis", "api-1"):
         image = deployment.container(role).image
         baked = json.dumps(
             {"config": image.attrs["Config"], "history": image.history()}, default=str
@@ -409,7 +409,7 @@ def stack_containers(deployment: Deployment) -> list[Any]:
 def test_the_api_runs_as_non_root_on_a_read_only_root_filesystem(
     deployment: Deployment,
 ) -> None:
-    api = deployment.container("api")
+    api = deployment.container("api-1")
     api.reload()
     assert api.attrs["Config"]["User"] not in ("", "0", "root")
     assert api.attrs["HostConfig"]["ReadonlyRootfs"] is True

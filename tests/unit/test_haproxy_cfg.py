@@ -3,6 +3,7 @@
 import pytest
 
 from infra.haproxy_cfg import (
+    API_PORT,
     CHECK_FALL,
     CHECK_FASTINTER_S,
     CHECK_INTER_S,
@@ -92,3 +93,37 @@ def test_a_stopped_node_keeps_its_address_long_enough_to_stay_down() -> None:
     text = render(ProxyTopology(nodes=["pg-0", "pg-1"], read_fallback="none"), "pw")
     hold = next(line.split()[-1] for line in text.splitlines() if "hold nx" in line)
     assert int(hold.rstrip("s")) >= 10
+
+
+def api_section(instances: int) -> list[str]:
+    text = render(ProxyTopology(["pg-0", "pg-1"], "none", api_instances=instances), "pw")
+    lines = text.splitlines()
+    if "backend api_instances" not in lines:
+        return []
+    start = lines.index("backend api_instances")
+    return lines[start : lines.index("", start)]
+
+
+def test_no_api_frontend_without_api_instances() -> None:
+    text = render(ProxyTopology(["pg-0", "pg-1"], "none"), "pw")
+    assert "frontend api" not in text
+    assert api_section(0) == []
+
+
+def test_api_instances_are_found_by_alias_with_a_spare_slot_for_rolling_replacement() -> None:
+    (template,) = [line for line in api_section(2) if "server-template" in line]
+    assert f" api 1-3 api:{API_PORT} check" in template
+
+
+def test_only_failures_before_the_application_answered_are_retried() -> None:
+    (retry,) = [line.split()[1:] for line in api_section(2) if "retry-on" in line]
+    # Never a status code: a 503 from the API is an answer, and retrying a POST that
+    # reached the database could apply it twice.
+    assert set(retry) <= {"conn-failure", "empty-response", "response-timeout"}
+    assert "option redispatch 1" in [line.strip() for line in api_section(2)]
+
+
+def test_api_instances_are_checked_for_liveness_and_named_in_each_response() -> None:
+    section = [line.strip() for line in api_section(1)]
+    assert "option httpchk GET /health" in section
+    assert "http-response set-header X-Served-By %[srv_name]" in section
