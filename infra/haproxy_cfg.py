@@ -113,7 +113,9 @@ def _api_frontend(instances: int) -> list[str]:
         "    http-response set-header X-Served-By %[srv_name]",
         # Every instance down: still a JSON error, like the API's own.
         "    errorfile 503 /usr/local/share/pgha/api-503.http",
-        # Admit a new instance fast (rolling replacement removes the old one next).
+        # Admit a new instance fast (rolling replacement removes the old one next). A
+        # stopping instance is not cut off when marked down: uvicorn finishes what it
+        # has in flight, and HAProxy just stops sending it new requests.
         f"    server-template {API_ALIAS} 1-{instances + 1} {API_ALIAS}:{API_PORT} check"
         " inter 500ms fastinter 250ms downinter 500ms rise 1 fall 2 init-addr none",
         "",
@@ -131,7 +133,12 @@ def _backend(name: str, check: str, topology: ProxyTopology, balance: str) -> li
         f"    balance {balance}",
         f"    option httpchk {topology.checks.method} /{check}",
         "    http-check expect status 200",
-        *(f"    server {n} {n}:{PG_PORT} check port {ROLE_PORT}" for n in nodes),
+        # Sessions are cut when a node goes down, so database clients fail fast and
+        # reconnect to whatever is healthy. (Not for the API: see _api_frontend.)
+        *(
+            f"    server {n} {n}:{PG_PORT} check port {ROLE_PORT} on-marked-down shutdown-sessions"
+            for n in nodes
+        ),
         "",
     ]
 
@@ -154,12 +161,11 @@ def render(topology: ProxyTopology, stats_password: str) -> str:
         "    timeout client 30m",
         "    timeout server 30m",
         f"    timeout check {_seconds(checks.timeout_s)}",
-        # Fast checks, and sessions cut when a node goes down, so clients fail
-        # fast and reconnect to whatever is healthy.
+        # Fast checks, so a node's role change reaches routing within seconds.
         f"    default-server inter {_seconds(checks.inter_s)}"
         f" fastinter {_seconds(checks.fastinter_s)} downinter {_seconds(checks.inter_s)}"
         f" rise {checks.rise} fall {checks.fall}"
-        " on-marked-down shutdown-sessions resolvers docker init-addr last,libc,none",
+        " resolvers docker init-addr last,libc,none",
         "",
         # Docker's DNS: a node that is down at start must not stop HAProxy, and a node
         # restarted with a new address is followed within a second (hold valid). A

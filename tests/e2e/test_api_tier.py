@@ -87,7 +87,10 @@ def test_killing_one_instance_fails_no_read_and_loses_no_write(deployment: Deplo
         time.sleep(4)
     victim.start()
     wait_until(
-        lambda: deployment.container(victim.name).attrs["State"]["Health"]["Status"] == "healthy",
+        lambda: (
+            deployment.docker.containers.get(victim.id).attrs["State"]["Health"]["Status"]
+            == "healthy"
+        ),
         60,
         f"{victim.name} healthy again",
     )

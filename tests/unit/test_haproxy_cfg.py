@@ -64,7 +64,9 @@ def test_read_fallback_uses_the_primary_only_when_no_replica_is_up() -> None:
 def test_nodes_down_at_start_do_not_stop_haproxy_and_sessions_are_cut() -> None:
     cfg = render(ProxyTopology(["pg-0", "pg-1"], "none"), "pw-123456")
     assert "init-addr last,libc,none" in cfg
-    assert "on-marked-down shutdown-sessions" in cfg
+    for backend in ("backend primary_nodes", "backend replica_nodes"):
+        servers = [line for line in section(cfg, backend).splitlines() if "server " in line]
+        assert servers and all("on-marked-down shutdown-sessions" in line for line in servers)
 
 
 def test_check_timings_in_the_config_are_the_ones_the_failover_waits_for() -> None:
@@ -127,3 +129,5 @@ def test_api_instances_are_checked_for_liveness_and_named_in_each_response() -> 
     section = [line.strip() for line in api_section(1)]
     assert "option httpchk GET /health" in section
     assert "http-response set-header X-Served-By %[srv_name]" in section
+    # A stopping instance finishes its in-flight requests; cutting them would fail GETs.
+    assert not any("shutdown-sessions" in line for line in section)
