@@ -64,10 +64,16 @@ class PatroniNode:
 
 
 def pg_hba(cidr: str, gateway: str) -> list[str]:
-    """The same rules as pgha-lib.sh `write_hba`: superuser on the local socket only."""
+    """pgha-lib.sh `write_hba`'s rules (superuser on the local socket only), plus loopback
+    replication for Patroni itself."""
     if not cidr:
         raise ValueError("the stack network's CIDR is required for pg_hba")
-    rules = ["local all postgres peer"]
+    rules = [
+        "local all postgres peer",
+        # Patroni reads its own timeline over a local replication connection; without
+        # it, it cannot tell that a returning old leader diverged and needs pg_rewind.
+        f"host replication {REPLICATION_USER} 127.0.0.1/32 scram-sha-256",
+    ]
     if gateway:
         rules.append(f"host all all {gateway}/32 reject")
     return rules + [

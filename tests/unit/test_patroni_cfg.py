@@ -77,17 +77,18 @@ def test_nodes_advertise_their_network_alias_and_serve_checks_on_8008() -> None:
     assert config["postgresql"]["connect_address"] == "pg-1:5432"
 
 
-def test_pg_hba_matches_manual_mode_and_rejects_the_host() -> None:
+def test_pg_hba_matches_manual_mode_plus_local_replication_and_rejects_the_host() -> None:
     hba = rendered()["postgresql"]["pg_hba"]
     assert hba == [
         "local all postgres peer",
+        "host replication replicator 127.0.0.1/32 scram-sha-256",
         "host all all 172.30.0.1/32 reject",
         "host replication replicator 172.30.0.0/16 scram-sha-256",
         "host postgres rewinder 172.30.0.0/16 scram-sha-256",
         "host pgha pgha 172.30.0.0/16 scram-sha-256",
     ]
     # The reject must come first: pg_hba takes the first matching line.
-    assert hba.index("host all all 172.30.0.1/32 reject") < 2
+    assert hba.index("host all all 172.30.0.1/32 reject") < 3
 
 
 def test_the_rendered_config_holds_no_password() -> None:
