@@ -7,9 +7,11 @@ killed -> first 2xx write through the API) goes to bench/results/e2e-measurement
 
 from __future__ import annotations
 
+import os
 import time
 
 import httpx
+import pytest
 
 from infra import outputs as out
 from pgha_testkit import patroni
@@ -34,12 +36,17 @@ def first_write_after(deployment: Deployment, started: float, timeout: float = 6
     raise AssertionError(f"no write acknowledged within {timeout}s")
 
 
+# Leader kills per run: 1 keeps CI lean; PGHA_PATRONI_KILLS=5 gives a median (README).
+KILLS = int(os.environ.get("PGHA_PATRONI_KILLS", "1"))
+
+
+@pytest.mark.parametrize("round_", range(KILLS))
 def test_leader_kill_elects_a_new_leader_and_the_old_one_rejoins_as_a_replica(
-    deployment: Deployment,
+    deployment: Deployment, round_: int
 ) -> None:
     old = patroni.wait_whole(deployment)
     with deployment.client() as http:
-        before = [deployment.write(http, f"before leader kill {i}") for i in range(20)]
+        before = [deployment.write(http, f"before leader kill {round_}.{i}") for i in range(20)]
     for node in patroni.pg_nodes(deployment):
         wait_until(
             lambda n=node: ids_present(deployment.container_name(n), before) == set(before),
