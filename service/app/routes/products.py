@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response
 
-from ..catalog import Catalog
+from ..catalog import Catalog, etag
 from ..deps import CatalogDep
 from ..errors import error_responses
 from ..fastpath import lookup_from_scope
@@ -17,10 +17,6 @@ router = APIRouter(prefix="/products", tags=["products"])
 
 ProductId = Annotated[int, Path(ge=1, le=INT8_MAX, description="Server-assigned product id.")]
 JSON = "application/json"
-
-
-def _etag(version: int) -> str:
-    return f'"{version}"'
 
 
 def _parse_if_match(value: str | None) -> int | None:
@@ -38,7 +34,7 @@ def _product_response(row: ProductRow, status_code: int = 200) -> Response:
         row.to_json(),
         status_code=status_code,
         media_type=JSON,
-        headers={"ETag": _etag(row.version)},
+        headers={"ETag": etag(row.version)},
     )
 
 
