@@ -41,6 +41,22 @@ images = Images(
     ),
 )
 
+# Both failover modes run the same nodes from the same secrets; patroni mode adds the
+# consensus store they elect their leader through.
+nodes = PostgresClusterArgs(
+    prefix=cfg.prefix,
+    image=images.postgres,
+    network=network.name,
+    network_cidr=ipam.apply(lambda c: c.subnet or ""),
+    network_gateway=ipam.apply(lambda c: c.gateway or ""),
+    nodes=cfg.nodes,
+    primary=cfg.primary,
+    synchronous=cfg.synchronous,
+    app_password=cfg.secrets.postgres,
+    replication_password=cfg.secrets.replication,
+    retain_data=cfg.retain_data,
+    labels=labels,
+)
 cluster: PostgresCluster | PatroniCluster
 consensus: Consensus | None = None
 if patroni:
@@ -56,41 +72,10 @@ if patroni:
     )
     cluster = PatroniCluster(
         "postgres",
-        PatroniClusterArgs(
-            prefix=cfg.prefix,
-            image=images.postgres,
-            network=network.name,
-            network_cidr=ipam.apply(lambda c: c.subnet or ""),
-            network_gateway=ipam.apply(lambda c: c.gateway or ""),
-            nodes=cfg.nodes,
-            primary=cfg.primary,
-            synchronous=cfg.synchronous,
-            etcd_hosts=consensus.hosts,
-            app_password=cfg.secrets.postgres,
-            replication_password=cfg.secrets.replication,
-            retain_data=cfg.retain_data,
-            labels=labels,
-            consensus=consensus.members,
-        ),
+        PatroniClusterArgs(**vars(nodes), etcd_hosts=consensus.hosts, consensus=consensus.members),
     )
 else:
-    cluster = PostgresCluster(
-        "postgres",
-        PostgresClusterArgs(
-            prefix=cfg.prefix,
-            image=images.postgres,
-            network=network.name,
-            network_cidr=ipam.apply(lambda c: c.subnet or ""),
-            network_gateway=ipam.apply(lambda c: c.gateway or ""),
-            nodes=cfg.nodes,
-            primary=cfg.primary,
-            synchronous=cfg.synchronous,
-            app_password=cfg.secrets.postgres,
-            replication_password=cfg.secrets.replication,
-            retain_data=cfg.retain_data,
-            labels=labels,
-        ),
-    )
+    cluster = PostgresCluster("postgres", nodes)
 
 proxy = Proxy(
     "haproxy",

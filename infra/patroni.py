@@ -25,23 +25,14 @@ import pulumi_docker as docker
 from infra.containers import ContainerSpec, declare
 from infra.leader import PreferredLeader, PreferredLeaderArgs
 from infra.patroni_cfg import DATA_ROOT, SECRET_ENV, PatroniNode, render
+from infra.postgres import PostgresClusterArgs
 
 
 @dataclass
-class PatroniClusterArgs:
-    prefix: str
-    image: pulumi.Input[str]
-    network: pulumi.Input[str]
-    network_cidr: pulumi.Input[str]
-    network_gateway: pulumi.Input[str]
-    nodes: list[str]
-    primary: str
-    synchronous: bool
+class PatroniClusterArgs(PostgresClusterArgs):
+    """`PostgresClusterArgs`, plus where the consensus store is."""
+
     etcd_hosts: list[str]
-    app_password: pulumi.Input[str]
-    replication_password: pulumi.Input[str]
-    retain_data: bool
-    labels: dict[str, str]
     # The etcd members: nodes start once they are healthy.
     consensus: list[docker.Container]
 
