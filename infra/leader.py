@@ -9,7 +9,8 @@ another node have won the bootstrap, switches over once.
 
 Its `leader` output is the leader Patroni reports at up and refresh time: `diff` looks
 at the live cluster, so an up after a failover records the new leader (an update that
-moves nothing), and `read` does the same on `pulumi refresh`.
+moves nothing), and `read` does the same on `pulumi refresh` (the stack output, being
+the program's, follows at the next up).
 
 Why a dynamic resource, like ClusterRole: the calls run inside a node container
 (`docker exec`, against its own REST API on 127.0.0.1), because Patroni's API is

@@ -15,7 +15,7 @@ import pytest
 
 from infra import outputs as out
 from pgha_testkit import patroni
-from pgha_testkit.deployment import Deployment, record
+from pgha_testkit.deployment import Deployment, log, record
 from pgha_testkit.ledger import Ledger, check, ids_present
 from pgha_testkit.load import Load, LoadSpec
 from pgha_testkit.poll import wait_until
@@ -34,6 +34,18 @@ def first_write_after(deployment: Deployment, started: float, timeout: float = 6
                 pass
             time.sleep(0.1)
     raise AssertionError(f"no write acknowledged within {timeout}s")
+
+
+def node_container_ids(deployment: Deployment) -> dict[str, str]:
+    # Compared around an `up`: the same ids mean no PostgreSQL node was replaced or moved.
+    return {n: str(deployment.container(n).id) for n in patroni.pg_nodes(deployment)}
+
+
+def recorded_leader(deployment: Deployment) -> str:
+    """`leader` in the state of the PreferredLeader resource (not the stack output)."""
+    resources = deployment.stack.export_stack().deployment["resources"]
+    state = next(r for r in resources if r["type"].endswith(":PreferredLeader"))
+    return str(state["outputs"]["leader"])
 
 
 # Leader kills per run: 1 keeps CI lean; PGHA_PATRONI_KILLS=5 gives a median (README).
@@ -66,9 +78,13 @@ def test_leader_kill_elects_a_new_leader_and_the_old_one_rejoins_as_a_replica(
     assert patroni.wait_whole(deployment) == new
     assert patroni.writable(deployment, old) is False
 
+    # `pulumi refresh` reads the live leader into PreferredLeader's state.
+    deployment.stack.refresh(on_output=log)
+    assert recorded_leader(deployment) == new
     # No flapping: an up with pgha:primary unchanged records the new leader, moves nothing.
-    result = deployment.up()
-    assert "replace" not in result.summary.resource_changes
+    containers = node_container_ids(deployment)
+    deployment.up()
+    assert node_container_ids(deployment) == containers
     assert deployment.outputs[out.LEADER] == new
     assert patroni.leader(deployment) == new
 
@@ -100,7 +116,10 @@ def test_a_changed_preferred_primary_switches_over_and_an_unchanged_up_does_noth
     assert result.lost == 0, result.as_dict()
     patroni.wait_whole(deployment)
 
-    # The same config again: no resource changes at all, and the leader stays.
+    # The same config again: PreferredLeader has nothing to do, and the leader stays.
+    containers = node_container_ids(deployment)
     again = deployment.up()
-    assert set(again.summary.resource_changes) == {"same"}, again.summary.resource_changes
+    touched = [line for line in again.stdout.splitlines() if "PreferredLeader" in line]
+    assert touched == [], touched
+    assert node_container_ids(deployment) == containers
     assert patroni.leader(deployment) == target
