@@ -61,6 +61,7 @@ def test_the_configured_primary_leads_and_every_other_node_replicates() -> None:
         ({"nodes": ["pg-0", "PG_1"]}, "invalid names"),
         ({"primary": "pg-9"}, "is not one of pgha:nodes"),
         ({"readFallback": "anything"}, "pgha:readFallback must be one of"),
+        ({"failoverMode": "auto"}, "pgha:failoverMode must be one of"),
         ({"cacheTtlSeconds": "-5"}, "must be positive"),
     ],
 )
@@ -69,6 +70,11 @@ def test_invalid_config_is_refused_with_the_key_named(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         load(**values)
+
+
+def test_failover_stays_manual_unless_patroni_is_asked_for() -> None:
+    assert load().failover_mode == "manual"
+    assert load(failoverMode="patroni").failover_mode == "patroni"
 
 
 def test_passwords_are_secret_outputs() -> None:
