@@ -8,6 +8,12 @@ injected with the Docker API, held, lifted, and the load goes on for a while. Pe
 * the longest error streak: from the start of the first failing request to the end of the
   last one with no success in between (seconds), for writes and reads;
 * how long after the fault is lifted the first 2xx completes;
+* ``recover_s``: from the moment the fault is lifted and the container is healthy to the
+  first success of the path that needs it (a list read from the replica, a write, a cache
+  hit or miss, both database paths through HAProxy, any read through the API), under the
+  load (``traffic``) and again without it (``quiet``: the fault is repeated with no load,
+  and one request at a time is sent only once the container is healthy). The goal is 2 s;
+  the report lists every cell above it;
 * how long until the stack is whole again (every container up, every replica streaming
   from the primary, the API ready);
 * a Jepsen-style integrity check: every name the API acknowledged with 201 must be on the
@@ -39,6 +45,7 @@ them); ``--quick`` runs four cells with shorter phases, ``--cells`` any list of 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import threading
@@ -49,6 +56,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from docker.models.containers import Container
 
 from bench.chaos_report import markdown, summarize, write_report
 from bench.chaos_stack import (
@@ -64,6 +72,7 @@ from bench.common import RESULTS_DIR as RESULTS
 from pgha_testkit import ledger
 from pgha_testkit.load import Load, LoadSpec
 from pgha_testkit.nodes import docker_client
+from pgha_testkit.poll import NotYet, wait_until
 from pgha_testkit.stack import Outputs, StackError, load_outputs
 
 TARGETS = ("redis", "replica", "primary", "haproxy", "api")
@@ -73,6 +82,9 @@ QUICK_CELLS = (("redis", "kill"), ("replica", "stop"), ("primary", "pause"), ("a
 # paced for a 2-core host); the deadline is set per cell from its phases.
 LOAD = LoadSpec()
 SEED_PRODUCTS = 20
+# How long recover_s waits for the path before it records "never", and its resolution.
+RECOVER_TIMEOUT_S = 60.0
+RECOVER_POLL_S = 0.1
 
 
 def log(message: str) -> None:
@@ -113,6 +125,70 @@ class Run:
     cells: list[dict[str, Any]] = field(default_factory=list)
     # Config keys this run has set, so they are restored even after a failed `pulumi up`.
     changed: set[str] = field(default_factory=set)
+    # Repeat each fault without load to time recovery with no traffic (--no-quiet skips it).
+    quiet: bool = True
+
+
+def healthy_at(container: Container) -> float:
+    """Blocks until the container runs and Docker calls it healthy; returns when that was."""
+
+    def healthy() -> bool:
+        container.reload()
+        state = container.attrs["State"]
+        health = (state.get("Health") or {}).get("Status")
+        if state["Status"] != "running" or health not in ("healthy", None):
+            raise NotYet(f"{state['Status']}/{health}")
+        return True
+
+    wait_until(healthy, WHOLE_TIMEOUT_S, f"{container.name} healthy", interval=RECOVER_POLL_S)
+    return time.monotonic()
+
+
+def path_ok(http: httpx.Client, target: str, seed_id: int, name: str) -> bool:
+    """Whether the request that needs `target` is served as it should be right now."""
+    try:
+        if target == "replica":
+            res = http.get("/products", params={"limit": 1})  # lists are never cached
+            return res.status_code == 200 and res.headers.get("X-Read-Source") == "replica"
+        if target == "primary":
+            body = {"name": name, "price": "1", "stock": 0}
+            return http.post("/products", json=body).status_code == 201
+        if target == "redis":
+            res = http.get(f"/products/{seed_id}")
+            return res.status_code == 200 and res.headers.get("X-Cache") in ("HIT", "MISS")
+        if target == "haproxy":
+            return all(path_ok(http, t, seed_id, name) for t in ("replica", "primary"))
+        return http.get(f"/products/{seed_id}").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def time_to_recover(run: Run, container: Container, target: str, name: str) -> float | None:
+    """Seconds from "healthy" to the first success of the path that needs the target, with
+    one request at a time; None if it never succeeds within RECOVER_TIMEOUT_S."""
+    t_healthy = healthy_at(container)
+    with httpx.Client(base_url=run.stack.api_url, timeout=LOAD.timeout_s) as http:
+        for n in itertools.count():
+            if path_ok(http, target, run.seed_ids[0], f"{name}-{n}"):
+                return round(time.monotonic() - t_healthy, 2)
+            if time.monotonic() - t_healthy > RECOVER_TIMEOUT_S:
+                return None
+            time.sleep(RECOVER_POLL_S)
+    raise AssertionError("unreachable")
+
+
+def quiet_recovery(run: Run, target: str, fault: str, name: str) -> float | None:
+    """The cell's fault once more, with no load at all: nothing sees the outage, and the
+    first request comes once the container is healthy (the case traffic used to hide)."""
+    container = docker_client().containers.get(run.stack.container_of(target))
+    inject(container, fault)
+    try:
+        time.sleep(run.durations.hold)
+    finally:
+        lift(container)
+    recovered = time_to_recover(run, container, target, name)
+    wait_whole(run.stack)
+    return recovered
 
 
 def run_cell(run: Run, target: str, fault: str) -> dict[str, Any]:
@@ -156,6 +232,9 @@ def run_cell(run: Run, target: str, fault: str) -> dict[str, Any]:
         # Recovery is timed while the load goes on, by a watcher with its own Docker client.
         watcher = threading.Thread(target=watch_whole, args=(run.stack, t_lift, whole), daemon=True)
         watcher.start()
+        probe_name = f"chaos-{run.run_id}-recover-{target}-{fault.replace('+', '-')}-{mode}"
+        recover = {"traffic": time_to_recover(run, container, target, probe_name)}
+        cell["recover_s"] = recover
         time.sleep(max(0.0, t_lift + d.after - time.monotonic()))
         watcher.join(WHOLE_TIMEOUT_S + 30)
     finally:
@@ -176,6 +255,8 @@ def run_cell(run: Run, target: str, fault: str) -> dict[str, Any]:
     cell["read"] = summarize(load.events, "read", t_fault, t_lift)
     # Every acknowledged write must be on the primary, under the id the API returned.
     cell["integrity"] = ledger.check(load.ledger, run.stack.primary_container, f"{tag}-").as_dict()
+    if run.quiet and fault != FAILOVER:
+        recover["quiet"] = quiet_recovery(run, target, fault, f"{probe_name}-quiet")
     cell["elapsed_s"] = round(time.monotonic() - t0, 1)
     log(
         f"  writes {cell['write']['ok']}/{cell['write']['requests']} ok, reads "
@@ -201,6 +282,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-sync", action="store_true", help="skip the synchronous-mode cells")
     parser.add_argument("--no-failover", action="store_true", help="skip kill+failover cells")
+    parser.add_argument(
+        "--no-quiet",
+        action="store_true",
+        help="skip the repeat of each fault without load (recover_s.quiet)",
+    )
     parser.add_argument(
         "--keep-rows",
         action="store_true",
@@ -276,6 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         durations=durations,
         run_id=run_id,
         seed_ids=[],
+        quiet=not opts.no_quiet,
     )
     meta = {
         "run_id": run_id,

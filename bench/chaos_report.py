@@ -58,6 +58,48 @@ def summarize(events: Sequence[Event], kind: str, t_fault: float, t_lift: float)
     }
 
 
+RECOVER_GOAL_S = 2.0
+
+
+def slow_recoveries(cells: Sequence[dict[str, Any]], goal: float = RECOVER_GOAL_S) -> list[str]:
+    """Every cell (and phase, traffic or quiet) whose path needed longer than `goal` after
+    its container was healthy, or never recovered (None)."""
+    slow = []
+    for c in cells:
+        for phase, value in (c.get("recover_s") or {}).items():
+            if value is None or value > goal:
+                took = "never" if value is None else f"{value:.2f} s"
+                slow.append(f"{c['target']} {c['fault']} ({c['mode']}, {phase}): {took}")
+    return slow
+
+
+def recovery_section(cells: Sequence[dict[str, Any]]) -> list[str]:
+    measured = [c for c in cells if c.get("recover_s")]
+    if not measured:
+        return []
+
+    def fmt(value: float | None, present: bool) -> str:
+        return "-" if not present else "never" if value is None else f"{value:.2f}"
+
+    lines = [
+        f"Recover: from the moment the fault is lifted and the container is healthy to the "
+        f"first success of the path that needs it, under the load and with no traffic at all "
+        f"(goal {RECOVER_GOAL_S:.0f} s).",
+        "",
+        "| target | fault | mode | recover traffic s | recover quiet s |",
+        "|---|---|---|---|---|",
+    ]
+    for c in measured:
+        r = c["recover_s"]
+        lines.append(
+            f"| {c['target']} | {c['fault']} | {c['mode']} "
+            f"| {fmt(r.get('traffic'), 'traffic' in r)} | {fmt(r.get('quiet'), 'quiet' in r)} |"
+        )
+    slow = "; ".join(slow_recoveries(measured)) or "none"
+    lines += ["", f"Above the {RECOVER_GOAL_S:.0f} s goal: {slow}.", ""]
+    return lines
+
+
 def fmt_errors(errors: dict[str, int]) -> str:
     return ", ".join(f"{code}×{n}" for code, n in errors.items()) or "0"
 
@@ -112,6 +154,7 @@ def markdown(meta: dict[str, Any], cells: Sequence[dict[str, Any]]) -> str:
         )
     lost = sum(c.get("integrity", {}).get("lost", 0) for c in cells)
     lines += ["", f"Lost acknowledged writes in total: **{lost}**.", ""]
+    lines += recovery_section(cells)
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import OrderedDict
@@ -23,11 +24,14 @@ from redis.retry import Retry
 
 from .config import Settings
 from .metrics import Metrics
+from .recovery import CircuitBreaker
 from .redispipe import RedisPipe
 
 log = logging.getLogger("pgha.cache")
 
 REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+# Fence scripts replayed at once after an outage: enough to keep the pool's connections busy.
+REPLAY_BATCH = 64
 
 # Raise the fence to max(current, new) and drop the cached body, atomically: a reader can
 # never see the new fence next to a body that the write has made obsolete.
@@ -133,28 +137,6 @@ class RecentWrites:
 
     def __len__(self) -> int:
         return len(self._items)
-
-
-class CircuitBreaker:
-    """Closed: use Redis. Open: skip it. Only the recovery loop closes it again."""
-
-    def __init__(self, cooldown: float) -> None:
-        self._cooldown = cooldown
-        self._open_until = 0.0
-        self.closed = True
-
-    def is_open(self) -> bool:
-        return not self.closed
-
-    def cooled_down(self) -> bool:
-        return time.monotonic() >= self._open_until
-
-    def trip(self) -> None:
-        self.closed = False
-        self._open_until = time.monotonic() + self._cooldown
-
-    def close(self) -> None:
-        self.closed = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,16 +291,12 @@ class ProductCache:
         try:
             async with asyncio.timeout(max(self._timeout, 0.25)):
                 await self.client.ping()
-            while self._pending:
-                product_id, fence = next(iter(self._pending.items()))
-                await self._run_fence(product_id, fence)
-                if self._pending.get(product_id) == fence:
-                    del self._pending[product_id]
+            await self._replay()
             if self._pending_overflowed:
                 await self._drop_all_bodies()
                 self._pending_overflowed = False
         except REDIS_ERRORS as exc:
-            self.breaker.trip()
+            # The breaker stays open but is not re-armed: the next round probes on time.
             self.metrics.redis_errors.inc()
             log.debug("redis still unavailable: %s", type(exc).__name__)
             return False
@@ -331,6 +309,19 @@ class ProductCache:
         log.warning("redis reachable again; queued invalidations replayed, cache in use")
         return True
 
+    async def _replay(self) -> None:
+        # In concurrent batches: one at a time, thousands of fences queued during an outage
+        # would hold the cache unused for seconds after Redis is back. Per-product fences
+        # are independent, and each product has one queued (merged) fence.
+        while self._pending:
+            batch = list(itertools.islice(self._pending.items(), REPLAY_BATCH))
+            async with asyncio.timeout(max(self._timeout, 0.25) * 4):
+                await asyncio.gather(*(self._run_fence_untimed(pid, f) for pid, f in batch))
+            for product_id, fence in batch:
+                # A write may have merged a newer fence in meanwhile: that one stays queued.
+                if self._pending.get(product_id) == fence:
+                    del self._pending[product_id]
+
     async def warm(self) -> None:
         """Open the pool's connections ahead of traffic, so bursts do not connect at once."""
         with contextlib.suppress(*REDIS_ERRORS):
@@ -338,9 +329,26 @@ class ProductCache:
                 pings: list[Awaitable[object]] = [
                     self.client.ping() for _ in range(self._warm_connections)
                 ]
-                if self._pipe is not None:
+                # A restarted Redis has lost its script cache: without this the first fence
+                # or fill would pay NOSCRIPT and SCRIPT LOAD inside its tens-of-ms budget.
+                pings += [self.client.script_load(FENCE_LUA), self.client.script_load(FILL_LUA)]
+                if self._pipe is not None and not self._pipe.connected:
                     pings.append(self._pipe.connect())
                 await asyncio.gather(*pings)
+
+    async def _heal(self) -> None:
+        """After a Redis restart that no request noticed (the breaker stayed closed), reopen
+        the hit path's connection, then the pool and the scripts, before traffic pays."""
+        if self._pipe is None or self._pipe.connected:
+            return
+        # The pipe alone first: while Redis stays down this costs one connect per round.
+        try:
+            async with asyncio.timeout(max(self._timeout, 0.25)):
+                await self._pipe.connect()
+        except REDIS_ERRORS:
+            return
+        log.info("redis connection dropped while in use; reconnected and re-warmed")
+        await self.warm()
 
     async def aclose(self) -> None:
         if self._pipe is not None:
@@ -350,7 +358,10 @@ class ProductCache:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.recover()
+                if self.breaker.closed:
+                    await self._heal()
+                else:
+                    await self.recover()
             except Exception:
                 # Keep the loop alive: without it the breaker would never close again.
                 log.exception("redis recovery attempt failed unexpectedly")
@@ -420,10 +431,13 @@ class ProductCache:
 
     async def _run_fence(self, product_id: int, fence: Fence) -> None:
         async with asyncio.timeout(self._timeout):
-            await self._fence_script(
-                keys=[cache_key(product_id), fence_key(product_id)],
-                args=[fence.encode(), self._fence_ttl],
-            )
+            await self._run_fence_untimed(product_id, fence)
+
+    async def _run_fence_untimed(self, product_id: int, fence: Fence) -> None:
+        await self._fence_script(
+            keys=[cache_key(product_id), fence_key(product_id)],
+            args=[fence.encode(), self._fence_ttl],
+        )
 
     async def record_write(self, product_id: int, fence: Fence) -> bool:
         """Publish a committed write's fence; on failure queue it. True if Redis took it."""

@@ -29,7 +29,9 @@ class Settings(BaseSettings):
     # Not part of the infra contract; defaults are tuned for "503 within 2 s" and fast recovery.
     pool_timeout_seconds: float = Field(default=1.5, gt=0)
     pool_degraded_timeout_seconds: float = Field(default=0.25, gt=0)
-    pool_reconnect_timeout_seconds: float = Field(default=5.0, gt=0)
+    # psycopg_pool retries a failed connect after 1 s, 2 s, 4 s ... until this long; while a
+    # series sleeps no new attempt starts, so a short series bounds the wait after recovery.
+    pool_reconnect_timeout_seconds: float = Field(default=0.5, gt=0)
     recent_writes_max: int = Field(default=10_000, ge=1)
     redis_max_connections: int = Field(default=16, ge=1)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)

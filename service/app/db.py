@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -18,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from .config import Settings
 from .models import INT4_MAX, ProductIn, ProductRow
+from .recovery import GuardedPool, PoolProber, backoff_delay
 
 log = logging.getLogger("pgha.db")
 
@@ -109,48 +108,6 @@ def _describe(exc: BaseException) -> str:
     return f"database error ({type(exc).__name__})"
 
 
-class GuardedPool:
-    """A pool plus a memory of its last failure.
-
-    After a failure, callers wait only briefly for a connection: while a server is down
-    every request would otherwise sit out the full pool timeout, piling up clients.
-    """
-
-    def __init__(self, name: str, pool: AsyncConnectionPool, settings: Settings) -> None:
-        self.name = name
-        self.pool = pool
-        self._full_wait = settings.pool_timeout_seconds
-        self._short_wait = min(settings.pool_degraded_timeout_seconds, self._full_wait)
-        self._degraded_for = max(2.0, 2 * self._full_wait)
-        self._failed_at = -math.inf
-
-    def wait_timeout(self) -> float:
-        if time.monotonic() - self._failed_at < self._degraded_for:
-            return self._short_wait
-        return self._full_wait
-
-    def mark_failed(self) -> None:
-        if self._failed_at == -math.inf:
-            log.warning("%s pool unavailable; failing fast until it recovers", self.name)
-        self._failed_at = time.monotonic()
-
-    def mark_ok(self) -> None:
-        if self._failed_at != -math.inf:
-            log.warning("%s pool recovered", self.name)
-            self._failed_at = -math.inf
-
-    @asynccontextmanager
-    async def connection(self, timeout: float | None = None) -> AsyncIterator[Any]:
-        async with self.pool.connection(timeout=timeout or self.wait_timeout()) as conn:
-            try:
-                yield conn
-            except (psycopg.OperationalError, pgerrors.ReadOnlySqlTransaction):
-                # Really close (the pool sees it closed and replaces it): the server is gone,
-                # or HAProxy pinned this session to a node that is no longer the primary.
-                await conn.close()
-                raise
-
-
 class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -175,11 +132,15 @@ class Database:
                 open=False,
                 name=name,
                 timeout=settings.pool_timeout_seconds,
-                check=AsyncConnectionPool.check_connection,
+                # No `check=`: GuardedPool checks on checkout itself, because the pool's own
+                # check loop backs off between dead connections (see app/recovery.py).
                 reconnect_timeout=settings.pool_reconnect_timeout_seconds,
             )
-            return GuardedPool(name, pool, settings)
+            guard = GuardedPool(name, pool, settings)
+            self.probers.append(PoolProber(guard, dsn, common))
+            return guard
 
+        self.probers: list[PoolProber] = []
         self.write = make("write", settings.write_dsn.get_secret_value())
         self.read = make("read", settings.read_dsn.get_secret_value())
         self.schema_ready = asyncio.Event()
@@ -206,7 +167,7 @@ class Database:
 
     async def bootstrap_schema(self) -> None:
         """Create the schema, retrying forever: the primary may come up after the API."""
-        delay = 0.25
+        failures = 0
         while True:
             try:
                 await self.ensure_schema()
@@ -215,11 +176,13 @@ class Database:
             except psycopg.Error as exc:
                 # Unavailability and misconfiguration (e.g. missing privileges) alike: keep
                 # retrying and keep saying why, rather than dying silently in the background.
+                failures += 1
+                # Capped at 1 s: writes answer "schema not initialised" until this succeeds.
+                delay = backoff_delay(failures, 0.25, 1.0)
                 log.warning(
                     "schema bootstrap deferred: %s; retrying in %.1fs", _describe(exc), delay
                 )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+                await asyncio.sleep(delay)
 
     # ------------------------------------------------------------------ reads
 
@@ -265,10 +228,21 @@ class Database:
         return products, source
 
     async def probe(self, guard: GuardedPool, timeout: float) -> bool:
-        """Return ``pg_is_in_recovery()`` of the server behind ``guard``; raises if down."""
-        async with guard.connection(timeout=timeout) as conn:
-            cur = await conn.execute("SELECT pg_is_in_recovery()")
-            row = await cur.fetchone()
+        """Return ``pg_is_in_recovery()`` of the server behind ``guard``; raises if down.
+
+        Asks the pool as a request would. While the pool is degraded its prober's verdict
+        stands instead, so /ready neither waits on a dead pool nor disagrees with requests.
+        """
+        if guard.degraded:
+            raise DatabaseUnavailable("unreachable; the pool is reconnecting")
+        try:
+            async with guard.connection(timeout=min(timeout, guard.wait_timeout())) as conn:
+                cur = await conn.execute("SELECT pg_is_in_recovery()")
+                row = await cur.fetchone()
+        except _UNAVAILABLE:
+            # The prober decides, with a direct connection, whether the server is down.
+            guard.suspect()
+            raise
         assert row is not None
         guard.mark_ok()
         return bool(row[0])
@@ -291,7 +265,8 @@ class Database:
                 # the first write statement, so nothing was committed.
                 await self.write.pool.drain()
                 if attempt == 2:
-                    self.write.mark_failed()
+                    # Not mark_failed(): the server answers, it is only the wrong role, and
+                    # /ready must be able to say so instead of "unreachable".
                     raise DatabaseUnavailable(_describe(exc)) from exc
                 log.warning("write reached a read-only server; reconnecting and retrying once")
             except _UNAVAILABLE as exc:
@@ -366,6 +341,8 @@ async def timed_probe(call: Callable[[], Awaitable[bool]]) -> Probe:
     started = time.perf_counter()
     try:
         in_recovery = await call()
+    except DatabaseUnavailable as exc:
+        return Probe(False, (time.perf_counter() - started) * 1000, error=exc.reason)
     except (*_UNAVAILABLE, pgerrors.Error) as exc:
         return Probe(False, (time.perf_counter() - started) * 1000, error=_describe(exc))
     return Probe(True, (time.perf_counter() - started) * 1000, in_recovery=in_recovery)

@@ -65,6 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         warm = asyncio.create_task(cache.warm(), name="redis-warm-up")
         lag = asyncio.create_task(cache.loop_lag.run(), name="loop-lag")
+        probers = [
+            asyncio.create_task(p.run(), name=f"{p.guard.name}-pool-prober") for p in db.probers
+        ]
         await asyncio.wait({schema}, timeout=_SCHEMA_STARTUP_WAIT)
         if not schema.done():
             log.warning(
@@ -74,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            background = (schema, recovery, warm, lag)
+            background = (schema, recovery, warm, lag, *probers)
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)

@@ -262,3 +262,28 @@ def test_a_tripped_breaker_drops_the_connection_and_recovery_restores_it(stack: 
         assert (await cache.lookup(pid)).status == "hit"
 
     run_with_cache(stack.redis.url, body)
+
+
+def test_a_connection_dropped_by_redis_is_reopened_before_the_next_request(
+    stack: Stack, rds: redis.Redis
+) -> None:
+    async def body(cache: ProductCache) -> None:
+        pipe = cache._pipe
+        await cache.warm()
+        assert pipe is not None and pipe._conn is not None and pipe._conn._transport is not None
+        host, port = pipe._conn._transport.get_extra_info("sockname")[:2]
+        loop = asyncio.create_task(cache.recovery_loop(0.05))
+        killed = pipe._conn
+        try:
+            rds.client_kill(f"{host}:{port}")
+            # No lookup in between: after a Redis restart that no request noticed, the
+            # first request must not pay for connecting inside its budget.
+            deadline = asyncio.get_running_loop().time() + 2
+            while pipe._conn is killed or not pipe.connected:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.01)
+            assert cache.breaker.closed
+        finally:
+            loop.cancel()
+
+    run_with_cache(stack.redis.url, body)
