@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -25,9 +26,15 @@ class NoResources(pulumi.runtime.Mocks):
 
 @pytest.fixture(autouse=True)
 def mocked_stack() -> Iterator[None]:
+    # Pulumi's mocks run on the current event loop; async tests that ran earlier in the
+    # session (the service tier) leave none set, so each test gets its own.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     pulumi.runtime.set_mocks(NoResources(), project="pgha", stack="unit")
     yield
     pulumi.runtime.set_all_config({})
+    asyncio.set_event_loop(None)
+    loop.close()
 
 
 def load(**values: object) -> config.StackConfig:
