@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
-import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,18 +15,17 @@ import httpx
 import pytest
 import redis
 
+from app.cache import ProductCache, make_client
+from app.config import Settings
+from app.metrics import Metrics
+
 from .servers import (
-    SERVICE_DIR,
     ApiProcess,
     PgCluster,
     RedisNode,
     missing_servers,
     wait_until,
 )
-
-# test_cache.py drives the cache module in-process against the real Redis.
-if str(SERVICE_DIR) not in sys.path:
-    sys.path.insert(0, str(SERVICE_DIR))
 
 SKIP_REASON = missing_servers()
 HERE = Path(__file__).resolve().parent
@@ -217,3 +216,31 @@ def replay_paused(stack: Stack) -> Iterator[PgCluster]:
         yield stack.cluster
     finally:
         stack.cluster.resume_replay()
+
+
+# A ProductCache against a Redis URL, for tests that drive the cache directly.
+def settings_for(url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "write_dsn": "postgresql://unused@127.0.0.1:1/x",
+        "read_dsn": "postgresql://unused@127.0.0.1:1/x",
+        "redis_url": url,
+        "redis_breaker_seconds": 0.2,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def run_with_cache(
+    url: str, body: Callable[[ProductCache], Awaitable[None]], **overrides: Any
+) -> None:
+    async def main() -> None:
+        settings = settings_for(url, **overrides)
+        client = make_client(settings)
+        cache = ProductCache(client, settings, Metrics())
+        try:
+            await body(cache)
+        finally:
+            await cache.aclose()
+            await client.aclose()
+
+    asyncio.run(main())

@@ -5,46 +5,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import redis
 
-from app.cache import Fence, ProductCache, make_client
-from app.config import Settings
-from app.metrics import Metrics
+from app.cache import Fence, ProductCache
 
-from .conftest import Stack
+from .conftest import Stack, run_with_cache
 from .servers import free_port
 
 _ids = itertools.count(7_000_000_000)
-
-
-def settings_for(url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "write_dsn": "postgresql://unused@127.0.0.1:1/x",
-        "read_dsn": "postgresql://unused@127.0.0.1:1/x",
-        "redis_url": url,
-        "redis_breaker_seconds": 0.2,
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
-def run_with_cache(
-    url: str, body: Callable[[ProductCache], Awaitable[None]], **overrides: Any
-) -> None:
-    async def main() -> None:
-        settings = settings_for(url, **overrides)
-        client = make_client(settings)
-        cache = ProductCache(client, settings, Metrics())
-        try:
-            await body(cache)
-        finally:
-            await cache.aclose()
-            await client.aclose()
-
-    asyncio.run(main())
 
 
 def test_fence_only_moves_forward(stack: Stack, rds: redis.Redis) -> None:

@@ -15,16 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import redis
 
-from app.cache import ProductCache, lookup_command
-from app.fastpath import parse_product_id
+from app.cache import ProductCache
 from app.models import INT8_MAX
-from app.redispipe import RedisPipe, encode_command
+from app.redispipe import RedisPipe
 
-from .conftest import Stack, make_product
-from .test_cache import run_with_cache
+from .conftest import Stack, make_product, run_with_cache
 
 SNAPSHOT = Path(__file__).with_name("openapi_snapshot.json")
 ROUTE_200 = 'pgha_http_requests_total{method="GET",route="/products/{product_id}",status="200"}'
@@ -48,35 +45,6 @@ def _without_date(response: httpx.Response) -> list[tuple[bytes, bytes]]:
 
 
 # ------------------------------------------------------------------ parsing
-
-
-@pytest.mark.parametrize(
-    ("path", "expected"),
-    [
-        ("/products/1", 1),
-        ("/products/42", 42),
-        (f"/products/{INT8_MAX}", INT8_MAX),
-        ("/products/", None),
-        ("/products/0", None),
-        ("/products/007", None),
-        ("/products/+7", None),
-        ("/products/-7", None),
-        ("/products/7/", None),
-        ("/products/7 ", None),
-        ("/products/\u0663", None),  # ARABIC-INDIC DIGIT THREE: isdigit(), but not ours
-        (f"/products/{INT8_MAX + 1}", None),
-        ("/products/99999999999999999999", None),
-    ],
-)
-def test_only_canonical_ids_take_the_fast_path(path: str, expected: int | None) -> None:
-    assert parse_product_id(path) == expected
-
-
-def test_lookup_command_is_the_resp_encoding_of_mget() -> None:
-    for pid in (1, 9, 10, 123456, INT8_MAX):
-        assert lookup_command(pid) == encode_command(
-            "MGET", f"product:{pid}", f"product:{pid}:fence"
-        )
 
 
 def test_only_plain_redis_urls_are_pipelined() -> None:
