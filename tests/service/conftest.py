@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
@@ -244,3 +245,12 @@ def run_with_cache(
             await client.aclose()
 
     asyncio.run(main())
+
+
+def metric(client: httpx.Client, name: str, **labels: str) -> float:
+    """A Prometheus sample from the API's /metrics; fails if it is not exported."""
+    selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = re.escape(f"{name}{{{selector}}}" if labels else name) + r" ([0-9.e+-]+)$"
+    match = re.search(pattern, client.get("/metrics").text, re.MULTILINE)
+    assert match, f"metric {name}{labels} not exported"
+    return float(match.group(1))

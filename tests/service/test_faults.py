@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
 import httpx
 import redis
 
-from .conftest import Faults, Stack, make_product
+from .conftest import Faults, Stack, make_product, metric
 from .servers import ApiProcess, wait_until
 
 WRITE_BODY = {"name": "during outage", "price": "3.00", "stock": 3}
-
-
-def metric(client: httpx.Client, name: str, **labels: str) -> float:
-    selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = re.escape(f"{name}{{{selector}}}" if labels else name) + r" ([0-9.e+-]+)$"
-    match = re.search(pattern, client.get("/metrics").text, re.MULTILINE)
-    assert match, f"metric {name}{labels} not exported"
-    return float(match.group(1))
 
 
 def assert_error(response: httpx.Response, status: int, error: str) -> None:

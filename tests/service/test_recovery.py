@@ -22,9 +22,8 @@ import httpx
 import pytest
 import redis
 
-from .conftest import Faults, Stack, api_fully_ready, make_product
+from .conftest import Faults, Stack, api_fully_ready, make_product, metric
 from .servers import APP_DB, ApiProcess, PgNode, wait_until
-from .test_faults import metric
 
 RECOVERY_GOAL_S = 2.0
 TRAFFIC_INTERVAL_S = 0.2
