@@ -83,11 +83,15 @@ def _api_frontend(instances: int) -> list[str]:
     """HTTP in front of the API instances: spread, checked, retried where safe.
 
     `retry-on` names failures where the request never reached the application
-    (conn-failure) or got no response at all; HAProxy retries a non-idempotent request
-    (POST, PUT) only after conn-failure, since only then was it certainly not sent, so a
-    POST is never applied twice by a retry. Checks hit `/health` (liveness), not
-    `/ready`: with the database down every instance would fail `/ready`, and clients
-    would get HAProxy's bare 503 instead of the API's own JSON 503 naming the cause.
+    (conn-failure) or got no response at all. The latter two are left to GET and HEAD
+    (`disable-l7-retry` for every other method): a POST or PUT whose instance died or
+    froze after reading it may have committed, and HAProxy would send it again (seen in
+    `make chaos`: an api-kill cell wrote one product twice). Only conn-failure, where the
+    request was certainly never sent, is retried for every method.
+
+    Checks hit `/health` (liveness), not `/ready`: with the database down every instance
+    would fail `/ready`, and clients would get HAProxy's bare 503 instead of the API's own
+    JSON 503 naming the cause.
     """
     if instances <= 0:
         return []
@@ -108,6 +112,7 @@ def _api_frontend(instances: int) -> list[str]:
         "    option httpchk GET /health",
         "    http-check expect status 200",
         "    retry-on conn-failure empty-response response-timeout",
+        "    http-request disable-l7-retry if ! { method GET HEAD }",
         "    retries 2",
         "    option redispatch 1",
         "    http-response set-header X-Served-By %[srv_name]",

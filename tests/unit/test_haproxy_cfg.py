@@ -123,6 +123,11 @@ def test_only_failures_before_the_application_answered_are_retried() -> None:
     # reached the database could apply it twice.
     assert set(retry) <= {"conn-failure", "empty-response", "response-timeout"}
     assert "option redispatch 1" in [line.strip() for line in api_section(2)]
+    # ...and beyond conn-failure only for reads: a POST that reached an instance may have
+    # committed, so it is never sent again.
+    assert "http-request disable-l7-retry if ! { method GET HEAD }" in [
+        line.strip() for line in api_section(2)
+    ]
 
 
 def test_api_instances_are_checked_for_liveness_and_named_in_each_response() -> None:
