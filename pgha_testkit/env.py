@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".pulumi-state"
 # Only for local dev and test stacks; env.sh documents the same default.
-DEV_PASSPHRASE = "pgha-dev-stack-only"
+DEV_PASSPHRASE = "pgha-dev-stack-only"  # dev-only: never protects a real stack
 
 
 def _defaults() -> dict[str, str]:
