@@ -89,8 +89,20 @@ def test_failover_with_the_primary_down_restores_writes_and_the_old_primary_rejo
     deployment.wait_streaming()
     assert deployment.role(old) == "replica"
     wait_until(lambda: rows_on(deployment, old, ids) == set(ids), 30, "old primary caught up")
-    # Reads need a replica (strict mode): the rejoined old primary serves them.
+    # Reads need a replica (strict mode): the rejoined old primary serves them once
+    # HAProxy admits it (streaming comes first, then its /replica checks must rise), and
+    # the API follows within its 2 s recovery bound.
+    wait_until(
+        lambda: "UP" in deployment.backend_status("replica_nodes").values(),
+        15,
+        "HAProxy admitting the rejoined replica for reads",
+    )
     with deployment.client() as http:
+        wait_until(
+            lambda: http.get(f"/products/{before[0]}").status_code == 200,
+            3,
+            "a read served by the rejoined replica",
+        )
         for pid in before[:3] + load["acked"][:3]:
             assert http.get(f"/products/{pid}").status_code == 200
 
