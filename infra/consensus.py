@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from infra.containers import ContainerSpec, declare
+from infra.containers import ContainerSpec, data_volume, declare
 
 CLIENT_PORT = 2379
 PEER_PORT = 2380
@@ -56,16 +56,12 @@ class Consensus(pulumi.ComponentResource):
         self.hosts = client_hosts(args.members)
         self.containers, self.volumes, self.members = {}, {}, []
         for member in names:
-            volume = docker.Volume(
+            volume = data_volume(
                 f"{name}-{member}-data",
-                docker.VolumeArgs(
-                    name=f"{args.prefix}-{member}-data",
-                    labels=[
-                        docker.VolumeLabelArgs(label=k, value=v)
-                        for k, v in sorted(args.labels.items())
-                    ],
-                ),
-                pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_data),
+                f"{args.prefix}-{member}-data",
+                args.labels,
+                self,
+                args.retain_data,
             )
             spec = ContainerSpec(
                 name=f"{args.prefix}-{member}",

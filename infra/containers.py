@@ -101,3 +101,21 @@ def declare(
             delete_before_replace=True,
         ),
     )
+
+
+def data_volume(
+    name: str,
+    volume_name: str,
+    labels: Mapping[str, str],
+    parent: pulumi.Resource,
+    retain: bool,
+) -> docker.Volume:
+    """A member's data volume, labelled like its container; kept on destroy if `retain`."""
+    return docker.Volume(
+        name,
+        docker.VolumeArgs(
+            name=volume_name,
+            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(labels.items())],
+        ),
+        pulumi.ResourceOptions(parent=parent, retain_on_delete=retain),
+    )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from infra.containers import ContainerSpec, declare
+from infra.containers import ContainerSpec, data_volume, declare
 from infra.leader import PreferredLeader, PreferredLeaderArgs
 from infra.patroni_cfg import DATA_ROOT, SECRET_ENV, PatroniNode, render
 from infra.postgres import PostgresClusterArgs
@@ -67,16 +67,12 @@ class PatroniCluster(pulumi.ComponentResource):
         # starts with the leader the config asks for (no switchover on create).
         ordered = [args.primary] + [n for n in args.nodes if n != args.primary]
         for node in ordered:
-            volume = docker.Volume(
+            volume = data_volume(
                 f"{name}-{node}-data",
-                docker.VolumeArgs(
-                    name=f"{args.prefix}-{node}-data",
-                    labels=[
-                        docker.VolumeLabelArgs(label=k, value=v)
-                        for k, v in sorted(args.labels.items())
-                    ],
-                ),
-                pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_data),
+                f"{args.prefix}-{node}-data",
+                args.labels,
+                self,
+                args.retain_data,
             )
             config = network.apply(functools.partial(node_config, args, node))
             spec = ContainerSpec(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from infra.containers import ContainerSpec, declare
+from infra.containers import ContainerSpec, data_volume, declare
 from infra.failover import DATA_ROOT, ClusterRole, ClusterRoleArgs
 
 
@@ -48,16 +48,12 @@ class PostgresCluster(pulumi.ComponentResource):
         ids: dict[str, pulumi.Output[str]] = {}
         first: docker.Container | None = None
         for node in args.nodes:
-            volume = docker.Volume(
+            volume = data_volume(
                 f"{name}-{node}-data",
-                docker.VolumeArgs(
-                    name=f"{args.prefix}-{node}-data",
-                    labels=[
-                        docker.VolumeLabelArgs(label=k, value=v)
-                        for k, v in sorted(args.labels.items())
-                    ],
-                ),
-                pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_data),
+                f"{args.prefix}-{node}-data",
+                args.labels,
+                self,
+                args.retain_data,
             )
             spec = ContainerSpec(
                 name=f"{args.prefix}-{node}",
