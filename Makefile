@@ -48,7 +48,8 @@ test-unit:
 test-service:
 	$(ENV) pytest -q -m service
 
-# Unit and service tests only: no Docker, no Pulumi stack (under a minute).
+# Unit and service tests only: no Docker, no Pulumi stack (a few minutes: the service
+# tier stops and restarts real servers).
 test-fast: setup
 	$(ENV) pytest -q -m "unit or service"
 
