@@ -11,6 +11,7 @@ Docker still holds of it.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -146,11 +147,18 @@ class Deployment:
             raise AssertionError(f"POST /products answered {res.status_code}: {res.text}")
         return int(res.json()["id"])
 
+    @functools.cached_property
+    def stats_password(self) -> str:
+        # Read once: reading config runs the CLI on the checkpoint, which races with an `up`
+        # that writes it when a sampler thread polls the stats page meanwhile.
+        return str(self.stack.get_config(f"{NAMESPACE}:haproxyStatsPassword").value)
+
     def backend_status(self, backend: str) -> dict[str, str]:
         """Server -> status ("UP", "DOWN", "UP 1/2", ...) of one HAProxy backend (stats CSV)."""
-        password = self.stack.get_config(f"{NAMESPACE}:haproxyStatsPassword").value
         res = httpx.get(
-            self.outputs[out.HAPROXY_STATS_URL] + ";csv", auth=("admin", password), timeout=3
+            self.outputs[out.HAPROXY_STATS_URL] + ";csv",
+            auth=("admin", self.stats_password),
+            timeout=3,
         )
         res.raise_for_status()
         rows = csv.DictReader(io.StringIO(res.text.lstrip("# ")))

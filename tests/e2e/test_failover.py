@@ -140,6 +140,7 @@ def test_a_switchover_never_has_two_servers_up_for_writes(deployment: Deployment
                 pass
             time.sleep(0.05)
 
+    deployment.stats_password  # noqa: B018 (read before `up` runs beside the sampler)
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     try:
