@@ -159,7 +159,8 @@ def _reconcile(olds: dict[str, Any] | None, news: dict[str, Any]) -> dict[str, A
     leader = _wait_leader(api, containers, LEADER_TIMEOUT)
     if not leader:
         raise LeaderError(f"the cluster elected no leader within {LEADER_TIMEOUT}s")
-    if olds is not None and olds.get("synchronous") != news["synchronous"]:
+    # On create too: the nodes bootstrap with synchronous_mode off (infra/patroni_cfg.py).
+    if olds is None or olds.get("synchronous") != news["synchronous"]:
         set_synchronous(api, containers, bool(news["synchronous"]))
     # Only a new preference moves the leader: after an automatic failover an up with
     # the same pgha:primary leaves the new leader where it is.

@@ -46,7 +46,6 @@ def node_config(args: PatroniClusterArgs, node: str, network: list[object]) -> s
             etcd_hosts=args.etcd_hosts,
             network_cidr=str(network[0]),
             network_gateway=str(network[1]),
-            synchronous=args.synchronous,
         )
     )
 
@@ -62,7 +61,7 @@ class PatroniCluster(pulumi.ComponentResource):
         super().__init__("pgha:index:PatroniCluster", name, None, opts)
         self.containers, self.volumes = {}, {}
         network = pulumi.Output.all(args.network_cidr, args.network_gateway)
-        first: docker.Container | None = None
+        previous: docker.Container | None = None
         # The preferred leader first: alone, it wins the bootstrap race, so the cluster
         # starts with the leader the config asks for (no switchover on create).
         ordered = [args.primary] + [n for n in args.nodes if n != args.primary]
@@ -107,9 +106,12 @@ class PatroniCluster(pulumi.ComponentResource):
                 # A replica clones the leader before it reports healthy.
                 wait_timeout=300,
             )
-            after = [first] if first else list(args.consensus)
+            # One node after the other, on create and on replace: each new container is
+            # healthy before the next old one stops, so a change that touches every node
+            # (a new image) never has two of them down together.
+            after = [previous] if previous else list(args.consensus)
             container = declare(f"{name}-{node}", spec, self, after)
-            first = first or container
+            previous = container
             self.containers[node] = container.name
             self.volumes[node] = volume.name
         self.role = PreferredLeader(

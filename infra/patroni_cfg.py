@@ -60,7 +60,6 @@ class PatroniNode:
     network_cidr: str
     # The host's own address on that network: rejected, as in manual mode.
     network_gateway: str
-    synchronous: bool
 
 
 def pg_hba(cidr: str, gateway: str) -> list[str]:
@@ -83,8 +82,14 @@ def pg_hba(cidr: str, gateway: str) -> list[str]:
     ]
 
 
-def dynamic_config(synchronous: bool) -> dict[str, Any]:
-    """Cluster-wide settings: stored in etcd at bootstrap, changed later only via the REST API."""
+def dynamic_config() -> dict[str, Any]:
+    """Cluster-wide settings: stored in etcd at bootstrap, changed later only via the REST API.
+
+    `synchronous_mode` starts off and is set by `PreferredLeader` (infra/leader.py) with
+    PATCH /config, on create and on every change of pgha:synchronous. Rendering it here
+    would put it in every node's container env, so that flipping it replaced all nodes
+    at once: in CI two of three went down together and a lagging one was elected.
+    """
     return {
         "ttl": TTL_S,
         "loop_wait": LOOP_WAIT_S,
@@ -94,10 +99,10 @@ def dynamic_config(synchronous: bool) -> dict[str, Any]:
         # long as every PostgreSQL node confirms it over the REST API; without this it
         # would demote itself and writes would stop although nothing else failed.
         "failsafe_mode": True,
-        # pgha:synchronous: commits wait for one standby, and only that standby may be
-        # promoted, so a failover loses no acknowledged write. Not strict: with no
-        # standby left the leader goes on alone rather than stopping writes.
-        "synchronous_mode": synchronous,
+        # pgha:synchronous (applied live, see above): commits wait for one standby, and
+        # only that standby may be promoted, so a failover loses no acknowledged write.
+        # Not strict: with no standby left the leader goes on alone rather than stopping.
+        "synchronous_mode": False,
         "synchronous_mode_strict": False,
         "postgresql": {
             "use_pg_rewind": True,
@@ -137,7 +142,7 @@ def render(node: PatroniNode) -> str:
         },
         "etcd3": {"hosts": list(node.etcd_hosts), "protocol": "http"},
         "bootstrap": {
-            "dcs": dynamic_config(node.synchronous),
+            "dcs": dynamic_config(),
             "initdb": [
                 "data-checksums",
                 {"encoding": "UTF8"},
