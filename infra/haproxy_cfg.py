@@ -24,6 +24,36 @@ API_PORT = 8000
 # changes this file; a spare slot takes a new instance while an old one's is released.
 API_ALIAS = "api"
 STATS_USER = "admin"
+# How long HAProxy waits, per attempt, for an API instance, in seconds (see _api_frontend).
+# Connect: on the Docker bridge a connect completes in the kernel in well under a
+# millisecond even when the instance is busy (measured: HAProxy's ctime stays 0 ms under
+# the bench's load), and its SYN is first retransmitted only after 1 s. A connect that takes
+# longer went to an instance whose address is already gone (killed or stopped, not yet
+# marked down): it is redispatched, POST included, since nothing was sent.
+API_CONNECT_TIMEOUT_S = 0.25
+# GET and HEAD: above the longest answer the API itself gives (a degraded read waits up
+# to PGHA_POOL_TIMEOUT_SECONDS, 1.5 s, for a connection, then answers its own JSON 503,
+# which must get through), and below the 2 s client timeout of `make chaos` by more than a
+# read's p99.9 (tens of ms under the chaos load), so a read stuck on a frozen instance is
+# retried on another one and still answered in time.
+API_READ_TIMEOUT_S = 1.75
+# Everything else is never retried once sent, so it gets the time a slow commit may need.
+API_WRITE_TIMEOUT_S = 10.0
+# Checks of the instances. A frozen instance still accepts connections (the kernel answers
+# for it), so until it is marked down every POST sent to it hangs and fails for its client;
+# a read only costs API_READ_TIMEOUT_S. Checks are /health, a few ms even under the bench's
+# 32-connection load, so half a second is far from a false alarm on a busy host.
+API_CHECK_INTER_S = 0.25
+API_CHECK_TIMEOUT_S = 0.5
+API_CHECK_FALL = 2
+# Worst case from "frozen" to "marked down": the next check, then `fall` timed-out checks
+# with the fast interval between them. Below the client's 2 s, so a writer whose POST hung
+# on the frozen instance sends its next one to a live instance.
+API_MARK_DOWN_BOUND_S = (
+    API_CHECK_INTER_S
+    + (API_CHECK_FALL - 1) * API_CHECK_INTER_S
+    + API_CHECK_FALL * API_CHECK_TIMEOUT_S
+)
 
 # Health-check timings, in seconds. They bound how long a fenced primary can
 # still look UP (see MARK_DOWN_BOUND_S) and how fast a promoted one takes writes.
@@ -89,6 +119,12 @@ def _api_frontend(instances: int) -> list[str]:
     `make chaos`: an api-kill cell wrote one product twice). Only conn-failure, where the
     request was certainly never sent, is retried for every method.
 
+    Timeouts, so that losing one of two instances costs no GET (measured by `make chaos`,
+    api cells): a connect to an instance that is already gone fails after
+    API_CONNECT_TIMEOUT_S and is redispatched (with the default 2 s the client gave up
+    first); a GET stuck on a frozen instance is retried elsewhere after API_READ_TIMEOUT_S
+    (with the old 10 s `timeout server` it was never retried in time).
+
     Checks hit `/health` (liveness), not `/ready`: with the database down every instance
     would fail `/ready`, and clients would get HAProxy's bare 503 instead of the API's own
     JSON 503 naming the cause.
@@ -106,9 +142,11 @@ def _api_frontend(instances: int) -> list[str]:
         "backend api_instances",
         "    mode http",
         "    balance roundrobin",
-        # The API answers within its own 2 s degraded timeouts; a frozen instance is
-        # given up on after this and the GET retried elsewhere.
-        "    timeout server 10s",
+        f"    timeout connect {_seconds(API_CONNECT_TIMEOUT_S)}",
+        f"    timeout server {_seconds(API_WRITE_TIMEOUT_S)}",
+        # A read stuck on a frozen instance is given up on after this and sent again.
+        f"    http-request set-timeout server {_seconds(API_READ_TIMEOUT_S)}"
+        " if { method GET HEAD }",
         "    option httpchk GET /health",
         "    http-check expect status 200",
         "    retry-on conn-failure empty-response response-timeout",
@@ -121,8 +159,10 @@ def _api_frontend(instances: int) -> list[str]:
         # Admit a new instance fast (rolling replacement removes the old one next). A
         # stopping instance is not cut off when marked down: uvicorn finishes what it
         # has in flight, and HAProxy just stops sending it new requests.
+        f"    timeout check {_seconds(API_CHECK_TIMEOUT_S)}",
         f"    server-template {API_ALIAS} 1-{instances + 1} {API_ALIAS}:{API_PORT} check"
-        " inter 500ms fastinter 250ms downinter 500ms rise 1 fall 2 init-addr none",
+        f" inter {_seconds(API_CHECK_INTER_S)} fastinter {_seconds(API_CHECK_INTER_S)}"
+        f" downinter 500ms rise 1 fall {API_CHECK_FALL} init-addr none",
         "",
     ]
 

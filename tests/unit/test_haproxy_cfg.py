@@ -2,8 +2,16 @@
 
 import pytest
 
+from app.config import Settings
 from infra.haproxy_cfg import (
+    API_CHECK_FALL,
+    API_CHECK_INTER_S,
+    API_CHECK_TIMEOUT_S,
+    API_CONNECT_TIMEOUT_S,
+    API_MARK_DOWN_BOUND_S,
     API_PORT,
+    API_READ_TIMEOUT_S,
+    API_WRITE_TIMEOUT_S,
     CHECK_FALL,
     CHECK_FASTINTER_S,
     CHECK_INTER_S,
@@ -12,6 +20,7 @@ from infra.haproxy_cfg import (
     ProxyTopology,
     render,
 )
+from pgha_testkit.load import LoadSpec
 
 
 def section(cfg: str, header: str) -> str:
@@ -136,3 +145,41 @@ def test_api_instances_are_checked_for_liveness_and_named_in_each_response() -> 
     assert "http-response set-header X-Served-By %[srv_name]" in section
     # A stopping instance finishes its in-flight requests; cutting them would fail GETs.
     assert not any("shutdown-sessions" in line for line in section)
+
+
+def api_lines(instances: int = 2) -> list[str]:
+    return [line.strip() for line in api_section(instances)]
+
+
+def test_a_read_stuck_on_a_frozen_instance_is_sent_again_before_the_client_gives_up() -> None:
+    lines = api_lines()
+    read_timeout = f"{round(API_READ_TIMEOUT_S * 1000)}ms"
+    assert f"http-request set-timeout server {read_timeout} if {{ method GET HEAD }}" in lines
+    assert f"timeout server {round(API_WRITE_TIMEOUT_S * 1000)}ms" in lines
+    # The API's own slowest answer (a degraded read's pool wait, then its JSON 503) must
+    # still get through rather than be cut off and retried...
+    pool_wait = Settings.model_fields["pool_timeout_seconds"].default
+    assert API_READ_TIMEOUT_S > pool_wait
+    # ...yet the retry on another instance must fit in the chaos client's timeout.
+    assert API_READ_TIMEOUT_S < LoadSpec().timeout_s
+    # Writes are never retried once sent, so they keep the long timeout.
+    assert API_WRITE_TIMEOUT_S > API_READ_TIMEOUT_S
+
+
+def test_a_connect_to_a_vanished_instance_is_redispatched_before_its_syn_is_resent() -> None:
+    # The first SYN retransmission comes after 1 s: a connect still pending by then went
+    # nowhere, and conn-failure is retried for every method.
+    assert f"timeout connect {round(API_CONNECT_TIMEOUT_S * 1000)}ms" in api_lines()
+    assert API_CONNECT_TIMEOUT_S < 1.0
+    (retry,) = [line for line in api_lines() if line.startswith("retry-on")]
+    assert "conn-failure" in retry.split()
+
+
+def test_a_frozen_instance_is_marked_down_before_a_client_would_retry_on_it() -> None:
+    lines = api_lines()
+    assert f"timeout check {round(API_CHECK_TIMEOUT_S * 1000)}ms" in lines
+    (template,) = [line for line in lines if line.startswith("server-template")]
+    assert f"inter {round(API_CHECK_INTER_S * 1000)}ms" in template
+    assert f"fall {API_CHECK_FALL}" in template
+    assert API_MARK_DOWN_BOUND_S >= API_CHECK_FALL * API_CHECK_TIMEOUT_S + API_CHECK_INTER_S
+    assert API_MARK_DOWN_BOUND_S < LoadSpec().timeout_s
