@@ -48,10 +48,10 @@ test-unit:
 test-service:
 	$(ENV) pytest -q -m service
 
-# Unit and service tests only: no Docker, no Pulumi stack (a few minutes: the service
-# tier stops and restarts real servers).
+# Unit and service tests only: no Docker, no Pulumi stack, and under a minute: the
+# `slow` recovery scenarios, which hold real servers down for seconds, run in `make test`.
 test-fast: setup
-	$(ENV) pytest -q -m "unit or service"
+	$(ENV) pytest -q -m "(unit or service) and not slow"
 
 test-e2e: setup
 	$(ENV) PGHA_TEST_NODES="$(PGHA_TEST_NODES)" pytest -q tests/e2e

@@ -3,7 +3,8 @@
 `unit`: pure logic, no servers, always runs. `service`: the API against real PostgreSQL
 and Redis processes on loopback. `e2e`: a deployed stack (Pulumi and Docker).
 `e2e_patroni`: a deployed stack in failoverMode patroni. `toolchain`: the Pulumi CLI and
-plugins `make setup` provides.
+plugins `make setup` provides. `slow` is set by hand, on a test or a module, and only keeps
+it out of `make test-fast`.
 """
 
 from __future__ import annotations

@@ -25,6 +25,10 @@ import redis
 from .conftest import Faults, Stack, api_fully_ready, make_product, metric
 from .servers import APP_DB, ApiProcess, PgNode, wait_until
 
+# Each scenario holds a real server down for seconds: ~100 s together, most of the tier's
+# time, so `make test-fast` leaves them to `make test`.
+pytestmark = pytest.mark.slow
+
 RECOVERY_GOAL_S = 2.0
 TRAFFIC_INTERVAL_S = 0.2
 # A failing request while the dependency stays down: the 0.25 s degraded pool wait plus
