@@ -72,7 +72,12 @@ if patroni:
     )
     cluster = PatroniCluster(
         "postgres",
-        PatroniClusterArgs(**vars(nodes), etcd_hosts=consensus.hosts, consensus=consensus.members),
+        PatroniClusterArgs(
+            **vars(nodes),
+            etcd_hosts=consensus.hosts,
+            consensus=consensus.members,
+            synchronous_strict=cfg.synchronous_strict,
+        ),
     )
 else:
     cluster = PostgresCluster("postgres", nodes)

@@ -54,6 +54,8 @@ class StackConfig:
     nodes: list[str]
     primary: str
     synchronous: bool
+    # Patroni's synchronous_mode_strict (failoverMode patroni only).
+    synchronous_strict: bool
     cache_ttl_seconds: int
     read_fallback: str
     failover_mode: str
@@ -87,6 +89,14 @@ def load() -> StackConfig:
     failover_mode = cfg.get("failoverMode") or "manual"
     if failover_mode not in FAILOVER_MODES:
         raise ValueError(f"pgha:failoverMode must be one of {FAILOVER_MODES}")
+    synchronous = cfg.get_bool("synchronous") or False
+    strict = cfg.get_bool("synchronousStrict") or False
+    if strict and not synchronous:
+        raise ValueError("pgha:synchronousStrict needs pgha:synchronous true")
+    if strict and failover_mode != "patroni":
+        # Manual mode's synchronous replication is strict already: a commit waits for a
+        # standby, and there is no engine to relax it.
+        raise ValueError("pgha:synchronousStrict applies to failoverMode patroni only")
     ttl = cfg.get_int("cacheTtlSeconds") or 60
     if ttl <= 0:
         raise ValueError("pgha:cacheTtlSeconds must be positive")
@@ -99,7 +109,8 @@ def load() -> StackConfig:
         prefix=f"{pulumi.get_project()}-{pulumi.get_stack()}",
         nodes=nodes,
         primary=primary,
-        synchronous=cfg.get_bool("synchronous") or False,
+        synchronous=synchronous,
+        synchronous_strict=strict,
         cache_ttl_seconds=ttl,
         read_fallback=read_fallback,
         failover_mode=failover_mode,

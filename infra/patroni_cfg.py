@@ -101,7 +101,8 @@ def dynamic_config() -> dict[str, Any]:
         "failsafe_mode": True,
         # pgha:synchronous (applied live, see above): commits wait for one standby, and
         # only that standby may be promoted, so a failover loses no acknowledged write.
-        # Not strict: with no standby left the leader goes on alone rather than stopping.
+        # Not strict unless pgha:synchronousStrict (also PATCHed): with no standby left
+        # the leader goes on alone rather than stopping writes.
         "synchronous_mode": False,
         "synchronous_mode_strict": False,
         "postgresql": {

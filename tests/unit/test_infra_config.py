@@ -70,6 +70,8 @@ def test_the_configured_primary_leads_and_every_other_node_replicates() -> None:
         ({"readFallback": "anything"}, "pgha:readFallback must be one of"),
         ({"failoverMode": "auto"}, "pgha:failoverMode must be one of"),
         ({"cacheTtlSeconds": "-5"}, "must be positive"),
+        ({"synchronousStrict": "true", "failoverMode": "patroni"}, "needs pgha:synchronous"),
+        ({"synchronousStrict": "true", "synchronous": "true"}, "failoverMode patroni only"),
     ],
 )
 def test_invalid_config_is_refused_with_the_key_named(
@@ -82,6 +84,12 @@ def test_invalid_config_is_refused_with_the_key_named(
 def test_failover_stays_manual_unless_patroni_is_asked_for() -> None:
     assert load().failover_mode == "manual"
     assert load(failoverMode="patroni").failover_mode == "patroni"
+
+
+def test_strict_synchronous_mode_is_off_unless_asked_for_in_patroni_mode() -> None:
+    assert load(synchronous="true").synchronous_strict is False
+    strict = load(failoverMode="patroni", synchronous="true", synchronousStrict="true")
+    assert (strict.synchronous, strict.synchronous_strict) == (True, True)
 
 
 def test_passwords_are_secret_outputs() -> None:
