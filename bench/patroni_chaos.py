@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -247,6 +248,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     opts = parse_args(argv)
     if opts.quick:
         opts.kills, opts.async_kills, opts.default_kills, opts.switchovers = 1, 1, 1, 1
@@ -256,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     git = run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], timeout=30, check=False)
     meta: dict[str, Any] = {
         "started_at": utc_now().isoformat(),
-        "command": " ".join(["python", "-m", "bench.patroni_chaos", *(argv or [])]),
+        "command": " ".join(["python", "-m", "bench.patroni_chaos", *argv]),
         "git_commit": git.stdout.strip() or None,
         "nodes": list(NODES),
         "host": {"cores": os.cpu_count(), "loadavg_start": [round(x, 2) for x in os.getloadavg()]},
@@ -315,6 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     break
     finally:
         meta["finished_at"] = utc_now().isoformat()
+        # Other stacks on a 2-core host stretch every timing: say how busy it was.
+        meta["host"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
         write_report(stem, meta, cells)
         log(f"report: {stem}.md")
         left = d.teardown()
