@@ -7,17 +7,15 @@ as a user's traffic would see them; how long anything took is never asserted.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-import httpx
 import pytest
 
 from infra import outputs as out
 from pgha_testkit.deployment import Deployment, record
+from pgha_testkit.ledger import Ledger, check
+from pgha_testkit.load import Load, LoadSpec
 from pgha_testkit.poll import wait_until
 
 
@@ -31,44 +29,25 @@ def needs_two_instances(deployment: Deployment) -> None:
         pytest.skip("pgha:apiReplicas is 1 on this stack")
 
 
-@contextmanager
-def traffic(deployment: Deployment, pid: int, posts: bool) -> Iterator[dict[str, list[str]]]:
-    """GETs (and POSTs) in a loop, bounded in count and time; failures by method."""
-    seen: dict[str, list[str]] = {"GET": [], "POST": [], "acked": [], "served_by": []}
-    stop = threading.Event()
+def traffic(deployment: Deployment, writers: int, seed: int, ledger: Ledger | None = None) -> Load:
+    """One reader of `seed` (and of what is acknowledged), and `writers` writers, for 120 s at most.
 
-    def run() -> None:
-        deadline = time.monotonic() + 120
-        with deployment.client(timeout=15) as http:
-            for i in range(50_000):
-                if stop.is_set() or time.monotonic() > deadline:
-                    return
-                try:
-                    res = http.get(f"/products/{pid}")
-                    seen["served_by"].append(res.headers.get("x-served-by", ""))
-                    if res.status_code != 200:
-                        seen["GET"].append(str(res.status_code))
-                except httpx.HTTPError as exc:
-                    seen["GET"].append(type(exc).__name__)
-                if posts and i % 4 == 0:
-                    name = f"api-tier {time.monotonic_ns()}"
-                    try:
-                        res = http.post("/products", json={"name": name, "price": 1, "stock": 1})
-                        if res.status_code == 201:
-                            seen["acked"].append(name)
-                        else:
-                            seen["POST"].append(str(res.status_code))
-                    except httpx.HTTPError as exc:
-                        seen["POST"].append(type(exc).__name__)
-                time.sleep(0.02)
+    The 15 s request timeout leaves HAProxy time to retry a GET away from a killed
+    instance, so a failure counted here is one a user would see.
+    """
+    spec = LoadSpec(
+        writers=writers,
+        readers=1,
+        timeout_s=15,
+        pace_s=0.02,
+        max_requests_per_thread=50_000,
+        deadline_s=120,
+    )
+    return Load(deployment.api, f"api-tier-{time.monotonic_ns()}", spec, [seed], ledger)
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield seen
-    finally:
-        stop.set()
-        thread.join(timeout=30)
+
+def failures(load: Load, kind: str) -> list[str]:
+    return [e.status for e in load.of_kind(kind) if not e.ok]
 
 
 def test_requests_spread_over_every_instance(deployment: Deployment) -> None:
@@ -81,7 +60,8 @@ def test_killing_one_instance_fails_no_read_and_loses_no_write(deployment: Deplo
     with deployment.client() as http:
         pid = deployment.write(http, "api-tier read target")
     victim = deployment.container(instances(deployment)[0])
-    with traffic(deployment, pid, posts=True) as seen:
+    ledger = Ledger()
+    with traffic(deployment, 1, pid, ledger) as load:
         time.sleep(1.5)
         victim.kill()
         time.sleep(4)
@@ -94,20 +74,17 @@ def test_killing_one_instance_fails_no_read_and_loses_no_write(deployment: Deplo
         60,
         f"{victim.name} healthy again",
     )
-    record("api_kill_failed_gets", len(seen["GET"]))
-    record("api_kill_failed_posts", len(seen["POST"]))
-    assert len(seen["served_by"]) > 50
-    assert seen["GET"] == []
+    record("api_kill_failed_gets", len(failures(load, "read")))
+    record("api_kill_failed_posts", len(failures(load, "write")))
+    assert len(load.of_kind("read")) > 50
+    assert failures(load, "read") == []
     # A POST cut off inside the killed instance may or may not have committed, and is
     # not retried (it could be applied twice); what was acknowledged must be there once.
-    names = ",".join(f"'{n}'" for n in seen["acked"])
-    rows = deployment.sql(
-        deployment.primary,
-        f"select name, count(*) from pgha.products where name in ({names}) group by name",
+    result = check(
+        ledger, deployment.container_name(deployment.primary), load.tag, client=deployment.docker
     )
-    counts = dict(line.split("|") for line in rows.splitlines())
-    assert set(counts) == set(seen["acked"])
-    assert set(counts.values()) == {"1"}
+    assert result.acked > 0, result.as_dict()
+    assert (result.lost, result.duplicated) == (0, 0), result.as_dict()
 
 
 def test_a_config_change_replaces_instances_one_at_a_time_without_a_failed_read(
@@ -117,15 +94,15 @@ def test_a_config_change_replaces_instances_one_at_a_time_without_a_failed_read(
     with deployment.client() as http:
         pid = deployment.write(http, "rolling replacement read target")
     try:
-        with traffic(deployment, pid, posts=False) as seen:
+        with traffic(deployment, 0, pid) as load:
             deployment.up(cacheTtlSeconds="45")
     finally:
         deployment.up(cacheTtlSeconds="60")
     after = {k: deployment.container(k).id for k in instances(deployment)}
-    record("api_rolling_failed_gets", len(seen["GET"]))
+    record("api_rolling_failed_gets", len(failures(load, "read")))
     assert all(after[k] != before[k] for k in before), "every instance was replaced"
-    assert len(seen["served_by"]) > 50
-    assert seen["GET"] == []
+    assert len(load.of_kind("read")) > 50
+    assert failures(load, "read") == []
 
 
 def test_no_instance_is_published_on_the_host(deployment: Deployment) -> None:
