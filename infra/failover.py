@@ -35,6 +35,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
+from infra import dockerexec
 from infra.haproxy_cfg import MARK_DOWN_BOUND_S
 
 # The node volume's mount point (PGHA_DATA_ROOT in images/postgres); the desired-role
@@ -58,12 +59,6 @@ class FailoverError(RuntimeError):
     pass
 
 
-def _client() -> Any:
-    import docker  # imported lazily: the provider process unpickles this module first
-
-    return docker.from_env(timeout=300)
-
-
 def _is_not_found(exc: BaseException) -> bool:
     import docker.errors
 
@@ -71,9 +66,7 @@ def _is_not_found(exc: BaseException) -> bool:
 
 
 def _exec(api: Any, container: str, *cmd: str) -> str:
-    ex = api.exec_create(container, list(cmd), user="postgres")
-    out = str(api.exec_start(ex["Id"]).decode(errors="replace")).strip()
-    code = api.exec_inspect(ex["Id"])["ExitCode"]
+    code, out = dockerexec.run(api, container, cmd)
     if code != 0:
         raise FailoverError(f"{' '.join(cmd)} in {container} failed ({code}): {out}")
     return out
@@ -118,7 +111,7 @@ def _write_desired(api: Any, container: str, desired: str) -> None:
 
 
 def reconcile(props: dict[str, Any]) -> dict[str, Any]:
-    api = _client().api
+    api = dockerexec.client().api
     target: str = props["primary"]
     containers: dict[str, str] = props["containers"]
     others = [n for n in containers if n != target]

@@ -35,6 +35,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from infra import dockerexec
 from infra.patroni_cfg import REST_PORT, REST_USER
 
 LEADER_TIMEOUT = 300
@@ -72,20 +73,13 @@ class LeaderError(RuntimeError):
     pass
 
 
-def _client() -> Any:
-    import docker  # imported lazily: the provider process unpickles this module first
-
-    return docker.from_env(timeout=300)
-
-
 def rest(api: Any, container: str, method: str, path: str, body: Any = None) -> tuple[int, str]:
     """Status and body of one request to the REST API of the node in `container`."""
     cmd = ["python3", "-c", REST_CLIENT, method, path, REST_USER]
     if body is not None:
         cmd.append(json.dumps(body))
-    ex = api.exec_create(container, cmd, user="postgres")
-    out = api.exec_start(ex["Id"]).decode(errors="replace").strip()
-    if api.exec_inspect(ex["Id"])["ExitCode"] != 0:
+    code, out = dockerexec.run(api, container, cmd)
+    if code != 0:
         raise LeaderError(f"{method} {path} in {container} failed: {out[-300:]}")
     answer = json.loads(out.splitlines()[-1])
     return int(answer["status"]), str(answer["body"])
@@ -154,7 +148,7 @@ def set_synchronous(api: Any, containers: Mapping[str, str], on: bool) -> None:
 
 
 def _reconcile(olds: dict[str, Any] | None, news: dict[str, Any]) -> dict[str, Any]:
-    api = _client().api
+    api = dockerexec.client().api
     containers: dict[str, str] = news["containers"]
     leader = _wait_leader(api, containers, LEADER_TIMEOUT)
     if not leader:
@@ -177,7 +171,7 @@ class _PreferredLeaderProvider(ResourceProvider):
         changed = [k for k in ("preferred", "containers", "synchronous") if olds.get(k) != news[k]]
         if not changed:
             # No change asked for; still record a leader that moved since (a failover).
-            live = observe_leader(_client().api, news["containers"])
+            live = observe_leader(dockerexec.client().api, news["containers"])
             changed = ["leader"] if live and live != olds.get("leader") else []
         return DiffResult(changes=bool(changed), replaces=[])
 
@@ -185,7 +179,7 @@ class _PreferredLeaderProvider(ResourceProvider):
         return UpdateResult(outs=_reconcile(olds, news))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        leader = observe_leader(_client().api, props["containers"])
+        leader = observe_leader(dockerexec.client().api, props["containers"])
         return ReadResult(id_=id_, outs={**props, "leader": leader})
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
