@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from infra.containers import ContainerSpec, data_volume, declare
+from infra.containers import ContainerSpec, declare_with_volume
 
 CLIENT_PORT = 2379
 PEER_PORT = 2380
@@ -56,13 +56,6 @@ class Consensus(pulumi.ComponentResource):
         self.hosts = client_hosts(args.members)
         self.containers, self.volumes, self.members = {}, {}, []
         for member in names:
-            volume = data_volume(
-                f"{name}-{member}-data",
-                f"{args.prefix}-{member}-data",
-                args.labels,
-                self,
-                args.retain_data,
-            )
             spec = ContainerSpec(
                 name=f"{args.prefix}-{member}",
                 image=args.image,
@@ -85,15 +78,14 @@ class Consensus(pulumi.ComponentResource):
                     "ETCD_AUTO_COMPACTION_MODE": "periodic",
                     "ETCD_AUTO_COMPACTION_RETENTION": "1h",
                 },
-                volumes=[
-                    docker.ContainerVolumeArgs(volume_name=volume.name, container_path=DATA_PATH)
-                ],
                 tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
                 stop_timeout=10,
             )
             # No ordering between members: each is healthy only once a majority is up,
             # so they must start together.
-            container = declare(f"{name}-{member}", spec, self)
+            container, volume = declare_with_volume(
+                f"{name}-{member}", spec, DATA_PATH, args.labels, args.retain_data, self
+            )
             self.members.append(container)
             self.containers[member] = container.name
             self.volumes[member] = volume.name

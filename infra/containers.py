@@ -10,6 +10,7 @@ HEALTHCHECK to pass, so dependants start only once this container can serve.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -103,19 +104,30 @@ def declare(
     )
 
 
-def data_volume(
+def declare_with_volume(
     name: str,
-    volume_name: str,
-    labels: Mapping[str, str],
-    parent: pulumi.Resource,
+    spec: ContainerSpec,
+    data_path: str,
+    volume_labels: Mapping[str, str],
     retain: bool,
-) -> docker.Volume:
-    """A member's data volume, labelled like its container; kept on destroy if `retain`."""
-    return docker.Volume(
-        name,
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> tuple[docker.Container, docker.Volume]:
+    """`declare`, plus the member's own data volume (`<container>-data`) at `data_path`.
+
+    The volume carries `volume_labels` (the stack's), not the container's role labels:
+    changing a volume's labels replaces it, data and all. It is kept on destroy if `retain`.
+    """
+    volume = docker.Volume(
+        f"{name}-data",
         docker.VolumeArgs(
-            name=volume_name,
-            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(labels.items())],
+            name=f"{spec.name}-data",
+            labels=[
+                docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(volume_labels.items())
+            ],
         ),
         pulumi.ResourceOptions(parent=parent, retain_on_delete=retain),
     )
+    mount = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=data_path)
+    with_volume = dataclasses.replace(spec, volumes=[*spec.volumes, mount])
+    return declare(name, with_volume, parent, depends_on), volume

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from infra.containers import ContainerSpec, data_volume, declare
+from infra.containers import ContainerSpec, declare_with_volume
 from infra.leader import PreferredLeader, PreferredLeaderArgs
 from infra.patroni_cfg import DATA_ROOT, SECRET_ENV, PatroniNode, render
 from infra.postgres import PostgresClusterArgs
@@ -66,13 +66,6 @@ class PatroniCluster(pulumi.ComponentResource):
         # starts with the leader the config asks for (no switchover on create).
         ordered = [args.primary] + [n for n in args.nodes if n != args.primary]
         for node in ordered:
-            volume = data_volume(
-                f"{name}-{node}-data",
-                f"{args.prefix}-{node}-data",
-                args.labels,
-                self,
-                args.retain_data,
-            )
             config = network.apply(functools.partial(node_config, args, node))
             spec = ContainerSpec(
                 name=f"{args.prefix}-{node}",
@@ -87,9 +80,6 @@ class PatroniCluster(pulumi.ComponentResource):
                     "PGHA_APP_PASSWORD": args.app_password,
                     **{key: args.replication_password for key in SECRET_ENV},
                 },
-                volumes=[
-                    docker.ContainerVolumeArgs(volume_name=volume.name, container_path=DATA_ROOT)
-                ],
                 # Sockets, the rendered config and Patroni's pgpass; data is on the volume.
                 tmpfs={
                     "/var/run/postgresql": "rw,nosuid,nodev,size=1m",
@@ -110,7 +100,9 @@ class PatroniCluster(pulumi.ComponentResource):
             # healthy before the next old one stops, so a change that touches every node
             # (a new image) never has two of them down together.
             after = [previous] if previous else list(args.consensus)
-            container = declare(f"{name}-{node}", spec, self, after)
+            container, volume = declare_with_volume(
+                f"{name}-{node}", spec, DATA_ROOT, args.labels, args.retain_data, self, after
+            )
             previous = container
             self.containers[node] = container.name
             self.volumes[node] = volume.name

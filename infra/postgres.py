@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from infra.containers import ContainerSpec, data_volume, declare
+from infra.containers import ContainerSpec, declare_with_volume
 from infra.failover import DATA_ROOT, ClusterRole, ClusterRoleArgs
 
 
@@ -48,13 +48,6 @@ class PostgresCluster(pulumi.ComponentResource):
         ids: dict[str, pulumi.Output[str]] = {}
         first: docker.Container | None = None
         for node in args.nodes:
-            volume = data_volume(
-                f"{name}-{node}-data",
-                f"{args.prefix}-{node}-data",
-                args.labels,
-                self,
-                args.retain_data,
-            )
             spec = ContainerSpec(
                 name=f"{args.prefix}-{node}",
                 image=args.image,
@@ -70,9 +63,6 @@ class PostgresCluster(pulumi.ComponentResource):
                     "PGHA_APP_PASSWORD": args.app_password,
                     "PGHA_REPLICATION_PASSWORD": args.replication_password,
                 },
-                volumes=[
-                    docker.ContainerVolumeArgs(volume_name=volume.name, container_path=DATA_ROOT)
-                ],
                 # The socket and lock files; the data lives on the volume.
                 tmpfs={
                     "/var/run/postgresql": "rw,nosuid,nodev,size=1m",
@@ -84,7 +74,15 @@ class PostgresCluster(pulumi.ComponentResource):
                 wait_timeout=300,
             )
             # Replicas clone from the bootstrap node, so it is created first.
-            container = declare(f"{name}-{node}", spec, self, [first] if first else [])
+            container, volume = declare_with_volume(
+                f"{name}-{node}",
+                spec,
+                DATA_ROOT,
+                args.labels,
+                args.retain_data,
+                self,
+                [first] if first else [],
+            )
             first = first or container
             self.containers[node] = container.name
             self.volumes[node] = volume.name
