@@ -18,11 +18,19 @@ from datetime import UTC, datetime
 
 from pgha_testkit.env import ROOT
 from pgha_testkit.poll import WaitTimeout, wait_until
+from pgha_testkit.stack import Outputs
 
 LUA_DIR = ROOT / "bench" / "lua"
 RESULTS_DIR = ROOT / "bench" / "results"
 
 _started = time.monotonic()
+
+
+def api_containers(stack: Outputs) -> list[str]:
+    """Every API instance of the stack (`api-1` ... `api-N`; `api` on older stacks): the
+    load goes through HAProxy's frontend, so the server CPU of a run is theirs together."""
+    names = [n for key, n in stack.containers.items() if key == "api" or key.startswith("api-")]
+    return sorted(names)
 
 
 class BenchError(RuntimeError):

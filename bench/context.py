@@ -144,12 +144,14 @@ class Bench:
         args: Sequence[str],
         seconds: int,
         *,
-        server: str | None = None,
+        server: str | Sequence[str] | None = None,
         connections: int | None = None,
     ) -> dict[str, Any]:
-        """One bounded wrk run; with ``server``, also that container's CPU per request."""
+        """One bounded wrk run; with ``server`` (one container or several, e.g. every API
+        instance behind the frontend), also their CPU per request, summed."""
         conns = connections or self.opts.connections
-        pids = self.docker.pids(server) if server else []
+        servers = [server] if isinstance(server, str) else list(server or [])
+        pids = [pid for name in servers for pid in self.docker.pids(name)]
         cpu_before = cpu_seconds(pids)
         cmd = wrk_command(
             url, script, args, threads=self.opts.threads, connections=conns, seconds=seconds

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.common import run, utc_now
+from bench.common import api_containers, run, utc_now
 from bench.containers import Docker
 from bench.options import Options
 from bench.tools import PGBENCH, host_tool_version
@@ -51,6 +51,9 @@ def describe(
             "loadavg_start": [round(x, 2) for x in load],
             "other_running_containers": others,
         },
+        # Load goes through HAProxy's frontend to every instance (`pgha:apiReplicas`).
+        "api_instances": len(api_containers(stack)),
+        "api_replicas_config": _int_or_none(config_value(stack.stack, "apiReplicas")),
         "api_workers": _int_or_none(docker.env(api, "PGHA_WORKERS")),
         "api_workers_config": _int_or_none(config_value(stack.stack, "apiWorkers")),
         "cache_ttl_seconds": _int_or_none(docker.env(api, "PGHA_CACHE_TTL_SECONDS")),

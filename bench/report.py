@@ -159,7 +159,9 @@ def render_markdown(report: Report) -> str:
         f"`{m.get('git_commit')}`{' + local changes' if m.get('git_dirty') else ''})",
         f"- host: {host.get('cores')} cores; load average {host.get('loadavg_start')} at start, "
         f"{host.get('loadavg_end')} at end",
-        f"- API: {m.get('api_workers')} uvicorn worker(s) (`pgha:apiWorkers` "
+        f"- API: {m.get('api_instances', 1)} instance(s) behind HAProxy (`pgha:apiReplicas` "
+        f"{m.get('api_replicas_config') or 'unset, default 2'}), each with "
+        f"{m.get('api_workers')} uvicorn worker(s) (`pgha:apiWorkers` "
         f"{m.get('api_workers_config') or 'unset, default 1'}); primary `{m.get('primary')}`, "
         f"replicas {m.get('replicas')}",
         f"- wrk {m.get('wrk')}; pgbench {m.get('pgbench')}",
@@ -257,7 +259,8 @@ def render_chart(report: Report, path: Path) -> None:
     m = report.meta
     fig.suptitle(
         f"pgha bench {m.get('run_id', '')}: stack {m.get('stack')}, "
-        f"{m.get('api_workers')} API worker(s), {m.get('host', {}).get('cores')} cores"
+        f"{m.get('api_instances', 1)} API instance(s) x {m.get('api_workers')} worker(s), "
+        f"{m.get('host', {}).get('cores')} cores"
     )
     fig.savefig(path, dpi=110)
     plt.close(fig)

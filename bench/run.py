@@ -31,7 +31,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from bench.common import BenchError, log, wait_for_idle
+from bench.common import BenchError, api_containers, log, wait_for_idle
 from bench.context import Bench
 from bench.options import parse_args
 from bench.report import ensure_matplotlib, fmt, write_outputs
@@ -50,7 +50,7 @@ def http_phase(b: Bench) -> None:
     """
     o, api_url = b.opts, b.stack.api_url
     bare_path = f"{b.start_bare()}/products/1"
-    api = b.stack.container_of("api")
+    api = api_containers(b.stack)
     runs: dict[str, list[dict[str, Any]]] = {"bare": [], "api_hit": [], "api_miss": []}
 
     def bare() -> None:
@@ -138,7 +138,7 @@ def api_write_phase(b: Bench) -> None:
     assert b.sampler is not None
     o, api_url = b.opts, b.stack.api_url
     log("API POST and PUT (writes via HAProxy primary), sampling replication lag")
-    api = b.stack.container_of("api")
+    api = api_containers(b.stack)
     with b.sampler.phase("api_post"):
         post = b.wrk("api_post", api_url, "post.lua", [b.name_prefix], o.duration, server=api)
     b.record("api_post", post)
