@@ -67,6 +67,11 @@ class PreferredLeaderArgs:
     # node name -> container name
     containers: Mapping[str, pulumi.Input[str]]
     synchronous: bool
+    # With it, no standby left means no commit (synchronous_mode_strict).
+    synchronous_strict: bool = False
+
+
+SYNC_KEYS = ("synchronous", "synchronous_strict")
 
 
 class LeaderError(RuntimeError):
@@ -139,12 +144,13 @@ def switchover(api: Any, containers: Mapping[str, str], target: str) -> None:
     raise LeaderError(f"no switchover to {target} within {SWITCHOVER_TIMEOUT}s (last: {last})")
 
 
-def set_synchronous(api: Any, containers: Mapping[str, str], on: bool) -> None:
-    """Patroni's synchronous_mode lives in etcd: changed through PATCH /config."""
+def set_synchronous(api: Any, containers: Mapping[str, str], on: bool, strict: bool) -> None:
+    """Patroni's synchronous_mode(_strict) live in etcd: changed through PATCH /config."""
     leader = _wait_leader(api, containers, LEADER_TIMEOUT)
-    status, body = rest(api, containers[leader], "PATCH", "/config", {"synchronous_mode": on})
+    wanted = {"synchronous_mode": on, "synchronous_mode_strict": strict}
+    status, body = rest(api, containers[leader], "PATCH", "/config", wanted)
     if status != 200:
-        raise LeaderError(f"PATCH /config synchronous_mode={on} answered {status}: {body}")
+        raise LeaderError(f"PATCH /config {wanted} answered {status}: {body}")
 
 
 def _reconcile(olds: dict[str, Any] | None, news: dict[str, Any]) -> dict[str, Any]:
@@ -154,8 +160,10 @@ def _reconcile(olds: dict[str, Any] | None, news: dict[str, Any]) -> dict[str, A
     if not leader:
         raise LeaderError(f"the cluster elected no leader within {LEADER_TIMEOUT}s")
     # On create too: the nodes bootstrap with synchronous_mode off (infra/patroni_cfg.py).
-    if olds is None or olds.get("synchronous") != news["synchronous"]:
-        set_synchronous(api, containers, bool(news["synchronous"]))
+    if olds is None or any(olds.get(k) != news.get(k) for k in SYNC_KEYS):
+        set_synchronous(
+            api, containers, bool(news["synchronous"]), bool(news.get("synchronous_strict"))
+        )
     # Only a new preference moves the leader: after an automatic failover an up with
     # the same pgha:primary leaves the new leader where it is.
     if olds is None or olds.get("preferred") != news["preferred"]:
@@ -168,7 +176,7 @@ class _PreferredLeaderProvider(ResourceProvider):
         return CreateResult(id_="preferred-leader", outs=_reconcile(None, props))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [k for k in ("preferred", "containers", "synchronous") if olds.get(k) != news[k]]
+        changed = [k for k in ("preferred", "containers", *SYNC_KEYS) if olds.get(k) != news.get(k)]
         if not changed:
             # No change asked for; still record a leader that moved since (a failover).
             live = observe_leader(dockerexec.client().api, news["containers"])
@@ -203,6 +211,7 @@ class PreferredLeader(Resource, module="pgha", name="PreferredLeader"):
                 "preferred": args.preferred,
                 "containers": args.containers,
                 "synchronous": args.synchronous,
+                "synchronous_strict": args.synchronous_strict,
                 "leader": None,
             },
             opts,

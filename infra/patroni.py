@@ -35,6 +35,7 @@ class PatroniClusterArgs(PostgresClusterArgs):
     etcd_hosts: list[str]
     # The etcd members: nodes start once they are healthy.
     consensus: list[docker.Container]
+    synchronous_strict: bool = False
 
 
 def node_config(args: PatroniClusterArgs, node: str, network: list[object]) -> str:
@@ -112,6 +113,7 @@ class PatroniCluster(pulumi.ComponentResource):
                 preferred=args.primary,
                 containers={n: self.containers[n] for n in args.nodes},
                 synchronous=args.synchronous,
+                synchronous_strict=args.synchronous_strict,
             ),
             pulumi.ResourceOptions(parent=self),
         )
