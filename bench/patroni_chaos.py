@@ -152,10 +152,12 @@ def run_cell(
         sampler = Sampler(d, t_fault)
         sampler.start()
         inject(d, roles, fault)
+        t_done = time.monotonic()
         hold = PARTITION_HOLD_S if fault == "partition" else MIN_HOLD_S
         while time.monotonic() - t_fault < max_hold:
             held = time.monotonic() - t_fault
-            if held >= hold and first_write_after(load.of_kind("write"), t_fault) is not None:
+            resumed = first_write_after(load.of_kind("write"), t_fault, t_done)
+            if held >= hold and resumed is not None:
                 break
             time.sleep(0.25)
         cell["held_s"] = round(time.monotonic() - t_fault, 2)
@@ -172,7 +174,8 @@ def run_cell(
         sampler.join()
     events = load.events
     writes = [e for e in events if e.kind == "write"]
-    cell["first_write_s"] = first_write_after(writes, t_fault)
+    cell["first_write_s"] = first_write_after(writes, t_fault, t_done)
+    cell["fault_call_s"] = round(t_done - t_fault, 2)
     cell["write_outage_s"] = write_outage(events)
     cell["failed_writes"] = sum(not e.ok for e in writes)
     cell["failed_reads"] = sum(not e.ok for e in events if e.kind == "read")

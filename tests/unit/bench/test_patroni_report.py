@@ -26,6 +26,13 @@ def test_the_rto_ignores_writes_that_were_in_flight_at_the_fault() -> None:
     assert first_write_after(events[:3], 10.0) is None
 
 
+def test_writes_sent_while_the_fault_was_being_injected_do_not_count() -> None:
+    # `docker kill` returned at 10.4: the write sent at 10.1 reached the old leader.
+    events = [Event("write", 10.1, 10.15, "201"), Event("write", 16.0, 16.5, "201")]
+    assert first_write_after(events, 10.0) == 0.15
+    assert first_write_after(events, 10.0, 10.4) == 6.5
+
+
 def test_the_write_outage_is_the_longest_gap_between_successful_writes() -> None:
     events = [
         Event("write", 0.0, 1.0, "201"),
