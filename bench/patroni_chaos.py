@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS_DIR, log, run, utc_now
@@ -239,6 +240,48 @@ def lost_total(cells: Sequence[dict[str, Any]]) -> int | None:
     return None if any(v is None for v in lost) else sum(int(v or 0) for v in lost)
 
 
+def run_series(
+    d: Deployment,
+    opts: argparse.Namespace,
+    meta: dict[str, Any],
+    cells: list[dict[str, Any]],
+    stem: Path,
+) -> None:
+    """Switchovers, then leader kills: synchronous, asynchronous, with Patroni's defaults."""
+
+    def series(name: str, batch: list[dict[str, Any]], key: str = "first_write_s") -> None:
+        cells.extend(batch)
+        meta["series"][name] = {**summary([c.get(key) for c in batch]), "lost": lost_total(batch)}
+        write_report(stem, meta, cells)
+
+    series(
+        "switchover by config: write outage",
+        [switchover_cell(d) for _ in range(opts.switchovers)],
+        key="write_outage_s",
+    )
+    series(
+        "leader kill, synchronous: RTO",
+        [run_cell(d, "leader", "kill", mode="sync") for _ in range(opts.kills)],
+    )
+    patch_config(d, {"synchronous_mode": False})
+    series(
+        "leader kill, asynchronous: RTO",
+        [run_cell(d, "leader", "kill", mode="async") for _ in range(opts.async_kills)],
+    )
+    patch_config(d, {"synchronous_mode": True, **PATRONI_DEFAULTS})
+    series(
+        "leader kill, Patroni defaults: RTO",
+        [
+            run_cell(d, "leader", "kill", mode="sync, defaults", max_hold=150)
+            for _ in range(opts.default_kills)
+        ],
+    )
+    patch_config(d, dict(OURS))
+    ours = meta["series"]["leader kill, synchronous: RTO"]["median"]
+    theirs = meta["series"]["leader kill, Patroni defaults: RTO"]["median"]
+    meta["defaults_ratio"] = round(theirs / ours, 1) if ours and theirs else None
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.patroni_chaos", description=__doc__)
     parser.add_argument("--kills", type=int, default=5, help="synchronous leader kills")
@@ -247,12 +290,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--switchovers", type=int, default=3)
     parser.add_argument("--no-matrix", action="store_true", help="series only")
     parser.add_argument("--quick", action="store_true", help="one of each series, no matrix")
+    parser.add_argument(
+        "--cells", help="only these matrix cells, no series: e.g. leader:pause,etcd2:kill"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     opts = parse_args(argv)
+    cells_only = [tuple(c.split(":", 1)) for c in (opts.cells or "").split(",") if c]
+    unknown = [c for c in cells_only if c not in MATRIX]
+    if unknown:
+        raise SystemExit(f"unknown cells {unknown}; known: {MATRIX}")
     if opts.quick:
         opts.kills, opts.async_kills, opts.default_kills, opts.switchovers = 1, 1, 1, 1
         opts.no_matrix = True
@@ -276,42 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         patroni.wait_whole(d, 180)
         meta["stack"] = d.stack.name
 
-        def series(name: str, batch: list[dict[str, Any]], key: str = "first_write_s") -> None:
-            cells.extend(batch)
-            meta["series"][name] = {
-                **summary([c.get(key) for c in batch]),
-                "lost": lost_total(batch),
-            }
-            write_report(stem, meta, cells)
-
-        series(
-            "switchover by config: write outage",
-            [switchover_cell(d) for _ in range(opts.switchovers)],
-            key="write_outage_s",
-        )
-        series(
-            "leader kill, synchronous: RTO",
-            [run_cell(d, "leader", "kill", mode="sync") for _ in range(opts.kills)],
-        )
-        patch_config(d, {"synchronous_mode": False})
-        series(
-            "leader kill, asynchronous: RTO",
-            [run_cell(d, "leader", "kill", mode="async") for _ in range(opts.async_kills)],
-        )
-        patch_config(d, {"synchronous_mode": True, **PATRONI_DEFAULTS})
-        series(
-            "leader kill, Patroni defaults: RTO",
-            [
-                run_cell(d, "leader", "kill", mode="sync, defaults", max_hold=150)
-                for _ in range(opts.default_kills)
-            ],
-        )
-        patch_config(d, dict(OURS))
-        ours = meta["series"]["leader kill, synchronous: RTO"]["median"]
-        theirs = meta["series"]["leader kill, Patroni defaults: RTO"]["median"]
-        meta["defaults_ratio"] = round(theirs / ours, 1) if ours and theirs else None
+        if not cells_only:
+            run_series(d, opts, meta, cells, stem)
         if not opts.no_matrix:
-            for target, fault in MATRIX:
+            for target, fault in cells_only or MATRIX:
                 cell = run_cell(d, target, fault, mode="sync")
                 cells.append(cell)
                 write_report(stem, meta, cells)

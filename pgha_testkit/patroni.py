@@ -18,6 +18,8 @@ from pgha_testkit import nodes
 from pgha_testkit.deployment import Deployment
 from pgha_testkit.poll import NotYet, wait_until
 
+REPLICA_UP_STATES = ("running", "streaming")
+
 
 def pg_nodes(deployment: Deployment) -> list[str]:
     """The PostgreSQL node names of the stack (`primary` + `replicas` outputs)."""
@@ -71,6 +73,19 @@ def wait_leader(deployment: Deployment, timeout: float, *, not_: str = "") -> st
     return leader(deployment)
 
 
+def wait_sync_standby(deployment: Deployment, timeout: float = 30) -> str:
+    """Waits until Patroni names a synchronous standby (synchronous mode); returns it."""
+
+    def check() -> bool:
+        roles = {m.get("name"): m.get("role") for m in members(deployment)}
+        if "sync_standby" not in roles.values():
+            raise NotYet(f"roles: {roles}")
+        return True
+
+    wait_until(check, timeout, "a synchronous standby")
+    return next(str(m["name"]) for m in members(deployment) if m.get("role") == "sync_standby")
+
+
 def wait_whole(deployment: Deployment, timeout: float = 120, nodes_: Sequence[str] = ()) -> str:
     """One leader and every other node a running replica streaming from it; the leader."""
     expected = list(nodes_) or pg_nodes(deployment)
@@ -81,7 +96,10 @@ def wait_whole(deployment: Deployment, timeout: float = 120, nodes_: Sequence[st
         if not current or listed[current].get("state") != "running":
             raise NotYet(f"no running leader in {listed}")
         replicas = [n for n in expected if n != current]
-        not_running = [n for n in replicas if listed.get(n, {}).get("state") != "running"]
+        # Patroni >= 3.1 reports a replica's state as "streaming" once its WAL receiver runs.
+        not_running = [
+            n for n in replicas if listed.get(n, {}).get("state") not in REPLICA_UP_STATES
+        ]
         if not_running:
             raise NotYet(f"not running: {not_running}")
         streaming = set(

@@ -51,6 +51,16 @@ if [ "$(cat "$wheels/.stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" >"$wheels/.stamp"
 fi
 
+# Patroni the same way: the postgres image pins it in images/postgres/requirements.txt.
+step "Patroni wheelhouse (images/postgres/.wheels)"
+wheels="$ROOT/images/postgres/.wheels"
+want=$(sha256sum "$ROOT/images/postgres/requirements.txt" | cut -d' ' -f1)
+if [ "$(cat "$wheels/.stamp" 2>/dev/null)" != "$want" ]; then
+  rm -rf "$wheels"
+  "$ROOT/.venv/bin/pip" wheel -q --disable-pip-version-check -r "$ROOT/images/postgres/requirements.txt" -w "$wheels"
+  echo "$want" >"$wheels/.stamp"
+fi
+
 step "host programs for the tests and the bench"
 "$ROOT/scripts/ensure-test-servers.sh"
 

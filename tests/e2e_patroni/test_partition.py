@@ -19,7 +19,7 @@ from pgha_testkit import patroni
 from pgha_testkit.deployment import Deployment, record
 from pgha_testkit.ledger import Ledger, check
 from pgha_testkit.load import Load, LoadSpec
-from pgha_testkit.poll import NotYet, wait_until
+from pgha_testkit.poll import wait_until
 
 # Three ttls (6 s): long enough for the old leader to demote and a new one to be elected.
 PARTITION_S = 18
@@ -29,20 +29,13 @@ def rounded(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds, 2)
 
 
-def has_sync_standby(deployment: Deployment) -> bool:
-    roles = [m.get("role") for m in patroni.members(deployment)]
-    if "sync_standby" not in roles:
-        raise NotYet(f"roles: {roles}")
-    return True
-
-
 def test_a_partitioned_leader_stops_writing_and_rejoins_losing_no_acknowledged_write(
     deployment: Deployment,
 ) -> None:
     deployment.up(synchronous="true")
     try:
         leader = patroni.wait_whole(deployment)
-        wait_until(lambda: has_sync_standby(deployment), 30, "a synchronous standby")
+        patroni.wait_sync_standby(deployment)
         nodes = patroni.pg_nodes(deployment)
         others = [n for n in nodes if n != leader]
         network = deployment.docker.networks.get(deployment.outputs[out.NETWORK])
