@@ -9,13 +9,15 @@ Patroni uses as application_name.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from infra.leader import members as rest_members
 from infra.leader import observe_leader, rest
 from pgha_testkit import nodes
-from pgha_testkit.deployment import Deployment
+from pgha_testkit.deployment import Deployment, record
+from pgha_testkit.ledger import Ledger, LedgerCheck, check
 from pgha_testkit.poll import NotYet, wait_until
 
 REPLICA_UP_STATES = ("running", "streaming")
@@ -117,3 +119,30 @@ def wait_whole(deployment: Deployment, timeout: float = 120, nodes_: Sequence[st
 
     wait_until(check, timeout, "one leader and every replica streaming from it")
     return leader(deployment)
+
+
+@contextmanager
+def synchronous_mode(deployment: Deployment) -> Iterator[str]:
+    """pgha:synchronous on (a live PATCH) for the block; yields the leader with its
+    synchronous standby in place. Off again, and the cluster whole, afterwards."""
+    deployment.up(synchronous="true")
+    try:
+        leader = wait_whole(deployment)
+        wait_sync_standby(deployment)
+        yield leader
+    finally:
+        deployment.up(synchronous="false")
+        wait_whole(deployment)
+
+
+def settle(
+    deployment: Deployment, old: str, ledger: Ledger, tag: str, name: str
+) -> tuple[str, bool | None, LedgerCheck]:
+    """After a fault of the leader `old`: the leader once the cluster is whole again,
+    whether `old` is writable, and the ledger checked on that leader (the counts are
+    recorded as `patroni_<name>_acked_writes` / `_lost_writes`)."""
+    leader = wait_whole(deployment)
+    result = check(ledger, deployment.container_name(leader), tag, client=deployment.docker)
+    record(f"patroni_{name}_acked_writes", result.acked)
+    record(f"patroni_{name}_lost_writes", result.lost)
+    return leader, writable(deployment, old), result

@@ -40,26 +40,21 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" >"$stamp"
 fi
 
-# The API image cannot reach PyPI over HTTPS (no CA bundle inside), so its
-# wheels are built here and copied into the build context.
+# Images cannot reach PyPI over HTTPS (no CA bundle inside), so their wheels are
+# built here and copied into the build context; rebuilt when the pins change.
+wheelhouse() {  # wheelhouse <requirements.txt> <dir>
+  local want
+  want=$(sha256sum "$1" | cut -d' ' -f1)
+  if [ "$(cat "$2/.stamp" 2>/dev/null)" != "$want" ]; then
+    rm -rf "$2"
+    "$ROOT/.venv/bin/pip" wheel -q --disable-pip-version-check -r "$1" -w "$2"
+    echo "$want" >"$2/.stamp"
+  fi
+}
 step "API wheelhouse (service/.wheels)"
-wheels="$ROOT/service/.wheels"
-want=$(sha256sum "$ROOT/service/requirements.txt" | cut -d' ' -f1)
-if [ "$(cat "$wheels/.stamp" 2>/dev/null)" != "$want" ]; then
-  rm -rf "$wheels"
-  "$ROOT/.venv/bin/pip" wheel -q --disable-pip-version-check -r "$ROOT/service/requirements.txt" -w "$wheels"
-  echo "$want" >"$wheels/.stamp"
-fi
-
-# Patroni the same way: the postgres image pins it in images/postgres/requirements.txt.
+wheelhouse "$ROOT/service/requirements.txt" "$ROOT/service/.wheels"
 step "Patroni wheelhouse (images/postgres/.wheels)"
-wheels="$ROOT/images/postgres/.wheels"
-want=$(sha256sum "$ROOT/images/postgres/requirements.txt" | cut -d' ' -f1)
-if [ "$(cat "$wheels/.stamp" 2>/dev/null)" != "$want" ]; then
-  rm -rf "$wheels"
-  "$ROOT/.venv/bin/pip" wheel -q --disable-pip-version-check -r "$ROOT/images/postgres/requirements.txt" -w "$wheels"
-  echo "$want" >"$wheels/.stamp"
-fi
+wheelhouse "$ROOT/images/postgres/requirements.txt" "$ROOT/images/postgres/.wheels"
 
 step "host programs for the tests and the bench"
 "$ROOT/scripts/ensure-test-servers.sh"

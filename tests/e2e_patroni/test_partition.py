@@ -17,7 +17,7 @@ import time
 from infra import outputs as out
 from pgha_testkit import patroni
 from pgha_testkit.deployment import Deployment, record
-from pgha_testkit.ledger import Ledger, check
+from pgha_testkit.ledger import Ledger
 from pgha_testkit.load import Load, LoadSpec
 from pgha_testkit.poll import wait_until
 
@@ -32,10 +32,7 @@ def rounded(seconds: float | None) -> float | None:
 def test_a_partitioned_leader_stops_writing_and_rejoins_losing_no_acknowledged_write(
     deployment: Deployment,
 ) -> None:
-    deployment.up(synchronous="true")
-    try:
-        leader = patroni.wait_whole(deployment)
-        patroni.wait_sync_standby(deployment)
+    with patroni.synchronous_mode(deployment) as leader:
         nodes = patroni.pg_nodes(deployment)
         others = [n for n in nodes if n != leader]
         network = deployment.docker.networks.get(deployment.outputs[out.NETWORK])
@@ -80,12 +77,7 @@ def test_a_partitioned_leader_stops_writing_and_rejoins_losing_no_acknowledged_w
         ]
         assert two_reachable == []
 
-        assert patroni.wait_whole(deployment) == new
-        assert patroni.writable(deployment, leader) is False
-        result = check(ledger, deployment.container_name(new), tag, client=deployment.docker)
-        record("patroni_partition_acked_writes", result.acked)
-        record("patroni_partition_lost_writes", result.lost)
+        whole, old_writable, result = patroni.settle(deployment, leader, ledger, tag, "partition")
+        assert whole == new
+        assert old_writable is False
         assert result.lost == 0, result.as_dict()
-    finally:
-        deployment.up(synchronous="false")
-        patroni.wait_whole(deployment)

@@ -15,7 +15,7 @@ import time
 
 from pgha_testkit import patroni
 from pgha_testkit.deployment import Deployment, record
-from pgha_testkit.ledger import Ledger, check
+from pgha_testkit.ledger import Ledger
 from pgha_testkit.load import Load, LoadSpec
 from pgha_testkit.poll import wait_until
 
@@ -23,10 +23,7 @@ from pgha_testkit.poll import wait_until
 def test_a_paused_leader_wakes_as_a_replica_losing_no_acknowledged_write(
     deployment: Deployment,
 ) -> None:
-    deployment.up(synchronous="true")
-    try:
-        leader = patroni.wait_whole(deployment)
-        patroni.wait_sync_standby(deployment)
+    with patroni.synchronous_mode(deployment) as leader:
         ledger = Ledger()
         tag = f"pause-{time.monotonic_ns()}"
         with Load(deployment.api, tag, LoadSpec(writers=2, readers=0), ledger=ledger):
@@ -46,12 +43,7 @@ def test_a_paused_leader_wakes_as_a_replica_losing_no_acknowledged_write(
             # Writes go on across the old leader's wake-up: the moment it could steal the lock.
             time.sleep(5)
 
-        assert patroni.wait_whole(deployment) == new
-        assert patroni.writable(deployment, leader) is False
-        result = check(ledger, deployment.container_name(new), tag, client=deployment.docker)
-        record("patroni_pause_acked_writes", result.acked)
-        record("patroni_pause_lost_writes", result.lost)
+        whole, old_writable, result = patroni.settle(deployment, leader, ledger, tag, "pause")
+        assert whole == new
+        assert old_writable is False
         assert result.lost == 0, result.as_dict()
-    finally:
-        deployment.up(synchronous="false")
-        patroni.wait_whole(deployment)
