@@ -63,6 +63,11 @@ class Docker:
                 return v
         return None
 
+    def environment(self, name: str) -> dict[str, str]:
+        """A container's whole env, to start a twin of it; it holds secrets, so never log it."""
+        items = self.container(name).attrs["Config"]["Env"] or []
+        return dict(str(item).partition("=")[::2] for item in items)
+
     def pids(self, name: str) -> list[int]:
         """Host PIDs of a container's processes (uvicorn and its workers)."""
         try:
@@ -119,20 +124,22 @@ class Docker:
         name: str,
         image: str,
         *,
-        entrypoint: str,
-        command: Sequence[str],
+        entrypoint: str | None,
+        command: Sequence[str] | None,
         label: str,
         network: str | None = None,
         ports: Mapping[str, tuple[str, int]] | None = None,
         environment: Mapping[str, str] | None = None,
     ) -> None:
-        """A detached, auto-removed helper labelled `pgha.bench=<label>` and no healthcheck."""
+        """A detached, auto-removed helper labelled `pgha.bench=<label>` and no healthcheck.
+
+        `entrypoint` and `command` None keep the image's own (a twin of an API instance)."""
         self.remove(name)  # leftover of a killed run
         try:
             self.client(120).containers.run(
                 image,
-                list(command),
-                entrypoint=[entrypoint],
+                None if command is None else list(command),
+                entrypoint=None if entrypoint is None else [entrypoint],
                 name=name,
                 labels={"pgha.bench": label},
                 healthcheck={"test": ["NONE"]},

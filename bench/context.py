@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import data
+from bench.anchors import start_db_anchor
 from bench.common import BenchError, log, run, utc_now, wait_http_ok
 from bench.containers import Docker, cpu_seconds
 from bench.lag import LagSampler, PrimarySession, wait_replayed
@@ -60,6 +61,7 @@ class Bench:
         self.miss_sets: list[Path] = []
         self.probe_set: Path | None = None
         self.ids: dict[Path, list[int]] = {}
+        self._db_anchor: tuple[str, str] | None = None
 
     # ------------------------------------------------------------ set-up
 
@@ -125,6 +127,12 @@ class Bench:
         wait_http_ok(f"{url}/health", 30)
         log(f"bare anchor {self.bare_name} up on {url} with {workers} worker(s)")
         return url
+
+    def db_anchor(self) -> tuple[str, str]:
+        """(URL, container) of the miss and write anchor, started on first use."""
+        if self._db_anchor is None:
+            self._db_anchor = start_db_anchor(self, BARE_BOOT)
+        return self._db_anchor
 
     def start_pg_client(self) -> None:
         self.helpers.append(self.pg.name)

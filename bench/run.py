@@ -6,9 +6,12 @@ Every figure comes from one run against one deployed stack, measured side by sid
   hits over a working set of 10k products, GET on cache misses served by the replica (unique
   ids, each read once), POST and PUT (the API writes through HAProxy's ``primary`` listen);
 * anchors: ``redis-benchmark -t get`` inside the Redis container, a bare uvicorn + Starlette
-  JSON endpoint started from the API's own image with the same worker count, ``pgbench -S``
-  on the replica (directly and through HAProxy's ``replicas``), and pgbench writes through
-  HAProxy's ``primary`` and directly to the primary node;
+  JSON endpoint started from the API's own image with the same worker count (hit path), the
+  same bare app on psycopg's pool running the API's SELECT, INSERT and UPDATE through
+  HAProxy (miss and write paths, bench/dbapp.py), two twins of an API instance writing via
+  HAProxy and straight to the primary (bench/writes.py), ``pgbench -S`` on the replica
+  (directly and through HAProxy's ``replicas``), and pgbench writes through HAProxy's
+  ``primary`` and directly to the primary node;
 * streaming-replication lag: ``pg_stat_replication.replay_lag`` sampled on the primary during
   every write run.
 
@@ -18,7 +21,7 @@ goal) and ``.png`` (throughput and latency chart). Goals are documented, never a
 Load goes only to 127.0.0.1 and the stack's own containers, and every load loop is bounded in
 count and in time (wrk and pgbench by duration, redis-benchmark and the cache warm-up by
 request count, and each command by a hard timeout). What the run creates (seeded and posted
-products and their cache keys, the pgbench tables, two helper containers) is removed at the
+products and their cache keys, the pgbench tables, the helper containers) is removed at the
 end, also when a phase fails.
 
 This module holds the scenarios; the stack comes from ``pgha_testkit``, the tools from
@@ -36,12 +39,14 @@ from bench.context import Bench
 from bench.options import parse_args
 from bench.report import ensure_matplotlib, fmt, write_outputs
 from bench.tools import combine_http, parse_redis_csv, redis_benchmark_command, require_wrk
+from bench.writes import api_haproxy_phase, api_write_phase
 from pgha_testkit.env import ROOT
 from pgha_testkit.stack import StackError, load_outputs
 
 
 def http_phase(b: Bench) -> None:
-    """Bare anchor, cache hits and cache misses, in rounds of alternating order.
+    """Bare anchor against cache hits, and the SELECT anchor against cache misses, each
+    pair in rounds of alternating order.
 
     Each round warms a fresh 10k working set right before its hit run, because cache
     entries live ``cacheTtlSeconds`` (60 s by default) from the fill and reads do not
@@ -51,7 +56,12 @@ def http_phase(b: Bench) -> None:
     o, api_url = b.opts, b.stack.api_url
     bare_path = f"{b.start_bare()}/products/1"
     api = api_containers(b.stack)
-    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "api_hit": [], "api_miss": []}
+    runs: dict[str, list[dict[str, Any]]] = {
+        "bare": [],
+        "api_hit": [],
+        "api_miss": [],
+        "bare_query": [],
+    }
 
     def bare() -> None:
         log("bare uvicorn + Starlette anchor")
@@ -102,15 +112,33 @@ def http_phase(b: Bench) -> None:
             )
             b.record("api_miss_c1", probe)
 
+    db_url, db_name = b.db_anchor()
+    if o.warmup:
+        # Its pools open one connection each and grow under load, as the API's already did.
+        args = [str(b.miss_sets[0]), "cycle", str(o.threads)]
+        b.wrk("bare query warm-up", db_url, "get_ids.lua", args, o.warmup)
+
+    def bare_query(r: int) -> None:
+        # The round's miss ids, cycled: the anchor has no cache, so re-reads cost it the
+        # same SELECT and touch nothing the API's miss run depends on.
+        log("bare Starlette + psycopg SELECT anchor")
+        args = [str(b.miss_sets[r]), "cycle", str(o.threads)]
+        runs["bare_query"].append(
+            b.wrk("bare_query", db_url, "get_ids.lua", args, o.duration, server=db_name)
+        )
+
     for r in range(o.rounds):
         log(f"HTTP read round {r + 1}/{o.rounds}")
         if r % 2 == 0:
             bare()
             hit(r)
+            miss(r)
+            bare_query(r)
         else:
             hit(r)
             bare()
-        miss(r)
+            bare_query(r)
+            miss(r)
     for key, figure_runs in runs.items():
         b.record(key, combine_http(figure_runs))
     check_cache_counts(b)
@@ -132,20 +160,6 @@ def check_cache_counts(b: Bench) -> None:
             )
     if miss_fig["x_cache"]["miss"] < 0.99 * miss_fig["requests"]:
         warn(f"api_miss: only {miss_fig['x_cache']['miss']} of {miss_fig['requests']} were misses.")
-
-
-def api_write_phase(b: Bench) -> None:
-    assert b.sampler is not None
-    o, api_url = b.opts, b.stack.api_url
-    log("API POST and PUT (writes via HAProxy primary), sampling replication lag")
-    api = api_containers(b.stack)
-    with b.sampler.phase("api_post"):
-        post = b.wrk("api_post", api_url, "post.lua", [b.name_prefix], o.duration, server=api)
-    b.record("api_post", post)
-    put_args = [str(b.hit_sets[0]), b.name_prefix, str(o.threads)]
-    with b.sampler.phase("api_put"):
-        put = b.wrk("api_put", api_url, "put.lua", put_args, o.duration, server=api)
-    b.record("api_put", put)
 
 
 def redis_phase(b: Bench) -> None:
@@ -217,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.wait_replicas()
         http_phase(bench)
         api_write_phase(bench)
+        api_haproxy_phase(bench)
         redis_phase(bench)
         bench.wait_replicas()
         pgbench_phase(bench)

@@ -6,12 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench.report import (
     GOALS,
     INFO_RATIOS,
     Report,
     evaluate,
     fmt,
+    overhead,
     render_json,
     render_markdown,
     write_outputs,
@@ -173,3 +176,36 @@ def test_write_outputs_writes_json_markdown_and_a_png(tmp_path: Path) -> None:
     paths = write_outputs(fixed_report(), tmp_path, "run")
     assert [p.name for p in paths] == ["run.json", "run.md", "run.png"]
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_compares_the_database_anchors_with_their_goals() -> None:
+    report = fixed_report()
+    report.figures |= {
+        "bare_query": http(2000.0, 4.0, server_cpu_us_per_req=250.0, server_cpu_cores=0.5),
+        "api_post": http(700.0, 20.0),
+        "bare_insert": http(800.0, 18.0),
+        "api_put": http(300.0, 40.0),
+        "bare_update": http(600.0, 20.0),
+        "twin_post_haproxy": http(450.0, 30.0),
+        "twin_post_direct": http(500.0, 28.0),
+    }
+    report.figures["api_miss"] |= {"server_cpu_us_per_req": 1000.0, "server_cpu_cores": 0.9}
+    evaluate(report)
+    r = report.ratios
+    # 1500/2000 = 0.75 < 0.9; 700/800 = 0.875 >= 0.8; 300/600 = 0.5; 1 - 450/500 = 0.1 <= 0.1.
+    assert (r["miss_vs_bare_query"]["value"], r["miss_vs_bare_query"]["met"]) == (0.75, False)
+    assert (r["post_vs_bare_insert"]["value"], r["post_vs_bare_insert"]["met"]) == (0.875, True)
+    assert (r["put_vs_bare_update"]["value"], r["put_vs_bare_update"]["met"]) == (0.5, False)
+    assert r["api_haproxy_write_overhead"]["met"] is True
+    assert r["api_haproxy_write_overhead"]["goal"] == "<= 0.1"
+    assert report.info_ratios["miss_vs_bare_query_cpu"]["value"] == 0.25
+    md = render_markdown(report)
+    assert "| `miss_vs_bare_query` | 0.750 | >= 0.9 | **no** |" in md
+    assert "| `post_vs_bare_insert` | 0.875 | >= 0.8 | yes |" in md
+    assert "| bare Starlette+psycopg SELECT (-> HAProxy replicas) | 2,000 req/s |" in md
+
+
+def test_overhead_is_the_share_the_hop_costs() -> None:
+    assert overhead(800.0, 1000.0) == pytest.approx(0.2)
+    assert overhead(None, 1000.0) is None
+    assert overhead(800.0, 0.0) is None
