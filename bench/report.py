@@ -265,9 +265,16 @@ def render_chart(report: Report, path: Path) -> None:
     colors = {"http": "#4C72B0", "redis": "#C44E52", "pgbench": "#55A868"}
     labels = [label for label, _ in rows]
     ys = list(range(len(rows)))
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(15, 1.0 + 0.55 * len(rows)), sharey=True, constrained_layout=True
+    goal_rows = chart_ratios(report)
+    fig, axes = plt.subplot_mosaic(
+        [["left", "right"], ["goals", "goals"]],
+        figsize=(15, 1.6 + 0.55 * len(rows) + 0.4 * len(goal_rows)),
+        height_ratios=[len(rows), max(1, len(goal_rows)) * 0.75],
+        constrained_layout=True,
     )
+    left, right, goals = axes["left"], axes["right"], axes["goals"]
+    right.sharey(left)
+    right.tick_params(labelleft=False)
     # Log scales: Redis answers ~50x faster than the API, linear bars would hide the API.
     rates = [f.get("rate") or 0 for _, f in rows]
     left.barh(ys, rates, color=[colors.get(f.get("kind", ""), "grey") for _, f in rows])
@@ -293,6 +300,18 @@ def render_chart(report: Report, path: Path) -> None:
     right.set_xlabel("latency, ms (log scale)")
     right.set_title("latency p50 / p99")
     right.legend(loc="lower right")
+    gys = list(range(len(goal_rows)))
+    goals.barh(
+        gys,
+        [value for _, value, _, _ in goal_rows],
+        color=[{True: "#55A868", False: "#C44E52"}[met] for _, _, _, met in goal_rows],
+    )
+    for y, (_, value, goal, _) in zip(gys, goal_rows, strict=True):
+        goals.plot([goal, goal], [y - 0.45, y + 0.45], color="black", linewidth=2)
+        goals.text(value, y, f" {value:.2f}", va="center", fontsize=8)
+    goals.set_yticks(gys, [f"{name} ({GOALS[name][0]} {goal:g})" for name, _, goal, _ in goal_rows])
+    goals.invert_yaxis()
+    goals.set_title("ratios: bar = this run (green met, red missed), black line = goal")
     m = report.meta
     fig.suptitle(
         f"pgha bench {m.get('run_id', '')}: stack {m.get('stack')}, "
@@ -301,6 +320,17 @@ def render_chart(report: Report, path: Path) -> None:
     )
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def chart_ratios(report: Report) -> list[tuple[str, float, float, bool]]:
+    """(name, value, goal, met) of each measured unitless ratio, for the chart; the lag is
+    in milliseconds, so it stays in the tables."""
+    rows = []
+    for name, r in report.ratios.items():
+        if r["value"] is None or name.endswith("_ms") or name not in GOALS:
+            continue
+        rows.append((name, float(r["value"]), GOALS[name][1], bool(r["met"])))
+    return rows
 
 
 def render_json(report: Report) -> str:

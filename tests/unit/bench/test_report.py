@@ -12,6 +12,7 @@ from bench.report import (
     GOALS,
     INFO_RATIOS,
     Report,
+    chart_ratios,
     evaluate,
     fmt,
     overhead,
@@ -209,3 +210,13 @@ def test_overhead_is_the_share_the_hop_costs() -> None:
     assert overhead(800.0, 1000.0) == pytest.approx(0.2)
     assert overhead(None, 1000.0) is None
     assert overhead(800.0, 0.0) is None
+
+
+def test_chart_ratios_keeps_measured_unitless_ratios() -> None:
+    rows = chart_ratios(fixed_report())
+    assert [name for name, *_ in rows] == [
+        "hit_vs_bare",
+        "hit_vs_miss_p50",
+        "haproxy_write_overhead",
+    ]
+    assert rows[2] == ("haproxy_write_overhead", 0.2, 0.15, False)
