@@ -38,8 +38,17 @@ API_CONNECT_TIMEOUT_S = 0.25
 # on a frozen instance is retried on another one and still answered in time. Measured with
 # the replica down: the API's 503 arrives after 1.50 s and gets through.
 API_READ_TIMEOUT_S = 1.75
+# A POST with an Idempotency-Key is retried like a read (the API creates at most one
+# product per key), so it gets the read's timeout for the same reasons: its slowest own
+# answer is also a 503 after the 1.5 s pool wait, and a POST stuck on a frozen instance
+# must be sent again while the client still waits. With 10 s it was never retried in time.
+# A commit slower than this is sent again too; the repeat waits on the first attempt's
+# key and then answers with its product, so a slow commit costs time, not a duplicate.
+API_KEYED_POST_TIMEOUT_S = API_READ_TIMEOUT_S
 # Everything else is never retried once sent, so it gets the time a slow commit may need.
 API_WRITE_TIMEOUT_S = 10.0
+# The request header that makes a POST safe to send again (see service/README.md).
+IDEMPOTENCY_HEADER = "idempotency-key"
 # Checks of the instances. A frozen instance still accepts connections (the kernel answers
 # for it), so until it is marked down every POST sent to it hangs and fails for its client;
 # a read only costs API_READ_TIMEOUT_S. Checks are /health: three `make bench` runs at load
@@ -114,11 +123,13 @@ def _api_frontend(instances: int) -> list[str]:
     """HTTP in front of the API instances: spread, checked, retried where safe.
 
     `retry-on` names failures where the request never reached the application
-    (conn-failure) or got no response at all. The latter two are left to GET and HEAD
-    (`disable-l7-retry` for every other method): a POST or PUT whose instance died or
-    froze after reading it may have committed, and HAProxy would send it again (seen in
-    `make chaos`: an api-kill cell wrote one product twice). Only conn-failure, where the
-    request was certainly never sent, is retried for every method.
+    (conn-failure) or got no response at all. The latter two are left to GET, HEAD and
+    POSTs that carry an Idempotency-Key (`disable-l7-retry` for everything else): a POST
+    without a key, or a PUT, whose instance died or froze after reading it may have
+    committed, and HAProxy would send it again (seen in `make chaos`: an api-kill cell
+    wrote one product twice). A keyed POST sent again returns the product the first
+    attempt created. Only conn-failure, where the request was certainly never sent, is
+    retried for every method.
 
     Timeouts, so that losing one of two instances costs no GET (measured by `make chaos`,
     api cells): a connect to an instance that is already gone fails after
@@ -148,10 +159,16 @@ def _api_frontend(instances: int) -> list[str]:
         # A read stuck on a frozen instance is given up on after this and sent again.
         f"    http-request set-timeout server {_seconds(API_READ_TIMEOUT_S)}"
         " if { method GET HEAD }",
+        f"    http-request set-timeout server {_seconds(API_KEYED_POST_TIMEOUT_S)}"
+        f" if {{ method POST }} {{ req.hdr({IDEMPOTENCY_HEADER}) -m found }}",
         "    option httpchk GET /health",
         "    http-check expect status 200",
         "    retry-on conn-failure empty-response response-timeout",
-        "    http-request disable-l7-retry if ! { method GET HEAD }",
+        # Two rules because ACL conditions cannot nest: "neither a read nor a POST", then
+        # "a POST without a key".
+        "    http-request disable-l7-retry if ! { method GET HEAD POST }",
+        "    http-request disable-l7-retry if { method POST }"
+        f" ! {{ req.hdr({IDEMPOTENCY_HEADER}) -m found }}",
         "    retries 2",
         "    option redispatch 1",
         "    http-response set-header X-Served-By %[srv_name]",

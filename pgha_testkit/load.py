@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
@@ -62,6 +63,9 @@ class Load:
     """Writers and readers against `api_url`; names are `<tag>-w<writer>-<seq>`.
 
     Use as a context manager (start on enter, stop on exit) or call start()/stop().
+    Every write carries an `Idempotency-Key`, fresh per name: one name is one logical
+    write, so HAProxy may send a POST again after its instance died, and a client retry
+    of the same name would have to reuse the same key.
     Readers pick among `seed_ids` and every acknowledged id; an acknowledged id that
     answers 404 is an error like any other.
     """
@@ -143,7 +147,11 @@ class Load:
         def step(http: httpx.Client, seq: int) -> str:
             name = f"{self.tag}-w{n}-{seq}"
             self.ledger.attempt(name)
-            res = http.post("/products", json={"name": name, "price": "1.00", "stock": seq})
+            res = http.post(
+                "/products",
+                json={"name": name, "price": "1.00", "stock": seq},
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+            )
             if res.status_code == 201:
                 pid = int(res.json()["id"])
                 self.ledger.ack(name, pid)

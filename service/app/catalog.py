@@ -8,8 +8,14 @@ from typing import Literal
 
 from .cache import Fence, Lookup, ProductCache
 from .config import Settings
-from .db import Database, DatabaseUnavailable, Source, VersionConflict
-from .errors import NotFound, PrimaryUnavailable, ReplicaUnavailable, VersionMismatch
+from .db import Database, DatabaseUnavailable, IdempotencyKeyReused, Source, VersionConflict
+from .errors import (
+    IdempotencyConflict,
+    NotFound,
+    PrimaryUnavailable,
+    ReplicaUnavailable,
+    VersionMismatch,
+)
 from .metrics import Metrics
 from .models import ProductIn, ProductRow
 
@@ -115,13 +121,21 @@ class Catalog:
         self.metrics.backend_errors.labels("primary").inc()
         return PrimaryUnavailable(f"write path unavailable: {exc.reason}")
 
-    async def create(self, data: ProductIn) -> ProductRow:
+    async def create(self, data: ProductIn, key: str | None = None) -> tuple[ProductRow, bool]:
+        """Create a product; returns it and whether ``key`` had already created it."""
         try:
-            row = await self.db.insert(data)
+            row, replayed = await self.db.insert(data, key)
         except DatabaseUnavailable as exc:
             raise self._primary_down(exc) from exc
+        except IdempotencyKeyReused as exc:
+            raise IdempotencyConflict(
+                "this Idempotency-Key already created a product from a different body"
+            ) from exc
+        # Also on a repeat: the instance that ran the first attempt may have died between
+        # COMMIT and its fence, and this answer promises read-your-own-create just the same.
+        # The fence only moves forward, so raising it again is harmless.
         await self.cache.record_write(row.id, Fence.for_write(row.version))
-        return row
+        return row, replayed
 
     async def replace(
         self, product_id: int, data: ProductIn, expected_version: int | None

@@ -38,6 +38,20 @@ CREATE TABLE IF NOT EXISTS products (
 )
 """
 
+# Added later, so a database created before is upgraded in place. Run only when missing:
+# even with IF NOT EXISTS they lock the table (and, replayed, the replica's readers) on
+# every start of every instance. The index is not partial, so ON CONFLICT can infer it;
+# NULLs never conflict, so products created without a key are not constrained.
+_IDEMPOTENCY_STATE = """
+SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'products'::regclass
+               AND attname = 'idempotency_fingerprint' AND NOT attisdropped),
+       to_regclass('products_idempotency_key') IS NOT NULL
+"""
+_IDEMPOTENCY_COLUMNS = """ALTER TABLE products ADD COLUMN IF NOT EXISTS idempotency_key text,
+    ADD COLUMN IF NOT EXISTS idempotency_fingerprint text"""
+_IDEMPOTENCY_INDEX = """CREATE UNIQUE INDEX IF NOT EXISTS products_idempotency_key
+    ON products (idempotency_key)"""
+
 _COLUMNS = "id, name, description, price, stock, version, updated_at"
 
 # LEFT JOIN from a one-row relation so the role of the server comes back even when the
@@ -57,8 +71,14 @@ ORDER BY p.id
 """
 
 _INSERT = f"""
-INSERT INTO products (name, description, price, stock) VALUES (%s, %s, %s, %s)
+INSERT INTO products (name, description, price, stock, idempotency_key, idempotency_fingerprint)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING {_COLUMNS}
+"""
+
+_BY_IDEMPOTENCY_KEY = f"""
+SELECT {_COLUMNS}, idempotency_fingerprint FROM products WHERE idempotency_key = %s
 """
 
 _UPDATE = f"""
@@ -86,6 +106,10 @@ class DatabaseUnavailable(Exception):
 
 class VersionConflict(Exception):
     pass
+
+
+class IdempotencyKeyReused(Exception):
+    """The key already created a product from a different body."""
 
 
 def _row(values: tuple[Any, ...]) -> ProductRow | None:
@@ -122,11 +146,15 @@ class Database:
             "keepalives_count": 2,
             "tcp_user_timeout": 2000,
         }
+        # A write's transaction is idle between statements for an event-loop turn only. An
+        # instance frozen (docker pause) inside one would hold its idempotency key until it
+        # thaws, and HAProxy's retry of that POST elsewhere would wait on it, not answer.
+        write_kwargs = {**common, "options": "-c idle_in_transaction_session_timeout=1000"}
 
-        def make(name: str, dsn: str) -> GuardedPool:
+        def make(name: str, dsn: str, kwargs: dict[str, Any]) -> GuardedPool:
             pool: AsyncConnectionPool = AsyncConnectionPool(
                 dsn,
-                kwargs=common,
+                kwargs=kwargs,
                 min_size=settings.pool_min,
                 max_size=settings.pool_max,
                 open=False,
@@ -141,8 +169,8 @@ class Database:
             return guard
 
         self.probers: list[PoolProber] = []
-        self.write = make("write", settings.write_dsn.get_secret_value())
-        self.read = make("read", settings.read_dsn.get_secret_value())
+        self.write = make("write", settings.write_dsn.get_secret_value(), write_kwargs)
+        self.read = make("read", settings.read_dsn.get_secret_value(), common)
         self.schema_ready = asyncio.Event()
 
     async def open(self) -> None:
@@ -163,6 +191,12 @@ class Database:
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
                 await conn.execute(SCHEMA_SQL)
+                cur = await conn.execute(_IDEMPOTENCY_STATE)
+                has_columns, has_index = await cur.fetchone() or (True, True)
+                if not has_columns:
+                    await conn.execute(_IDEMPOTENCY_COLUMNS)
+                if not has_index:
+                    await conn.execute(_IDEMPOTENCY_INDEX)
         self.schema_ready.set()
 
     async def bootstrap_schema(self) -> None:
@@ -275,12 +309,34 @@ class Database:
                 raise DatabaseUnavailable(_describe(exc)) from exc
         raise AssertionError("unreachable")
 
-    async def insert(self, data: ProductIn) -> ProductRow:
-        async def op(conn: Any) -> ProductRow:
-            cur = await conn.execute(_INSERT, (data.name, data.description, data.price, data.stock))
-            row = _row(await cur.fetchone())
-            assert row is not None
-            return row
+    async def insert(self, data: ProductIn, key: str | None = None) -> tuple[ProductRow, bool]:
+        """Create a product; with ``key``, at most once per key.
+
+        Returns the row and whether it already existed (a repeat of the same request).
+        Raises ``IdempotencyKeyReused`` if the key created a product from another body.
+        """
+        fingerprint = None if key is None else data.fingerprint()
+        params = (data.name, data.description, data.price, data.stock, key, fingerprint)
+
+        async def op(conn: Any) -> tuple[ProductRow, bool]:
+            # Twice at most: the product a key created may be deleted between the INSERT
+            # that found the key taken and the SELECT; the key is then free again.
+            for _ in (1, 2):
+                cur = await conn.execute(_INSERT, params)
+                if (values := await cur.fetchone()) is not None:
+                    row = _row(values)
+                    assert row is not None
+                    return row, False
+                # A concurrent INSERT with the same key has committed (ON CONFLICT waited
+                # for it), and this statement's new snapshot sees its row.
+                cur = await conn.execute(_BY_IDEMPOTENCY_KEY, (key,))
+                if (found := await cur.fetchone()) is not None:
+                    if found[-1] != fingerprint:
+                        raise IdempotencyKeyReused
+                    row = _row(tuple(found[:-1]))
+                    assert row is not None
+                    return row, True
+            raise AssertionError("the idempotency key was taken and freed twice in a row")
 
         return await self._write(op)
 

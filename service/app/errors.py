@@ -42,6 +42,11 @@ class VersionMismatch(ApiError):
     code = "version_mismatch"
 
 
+class IdempotencyConflict(ApiError):
+    status_code = 409
+    code = "idempotency_key_reused"
+
+
 class PrimaryUnavailable(ApiError):
     status_code = 503
     code = "primary_unavailable"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -104,6 +105,20 @@ class ProductIn(BaseModel):
     description: Description = None
     price: Price
     stock: Stock
+
+    def fingerprint(self) -> str:
+        """Digest of the validated fields, stored with an idempotency key.
+
+        Taken after validation, so bodies that mean the same product ("1.5" and 1.50, a
+        name with surrounding spaces) count as the same request when a key is repeated.
+        """
+        canonical = orjson.dumps([self.name, self.description, f"{self.price:.2f}", self.stock])
+        return hashlib.sha256(canonical).hexdigest()
+
+
+# Printable ASCII. Leading and trailing spaces never reach the app (HTTP strips them).
+IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]+$"
+IDEMPOTENCY_KEY_MAX = 100
 
 
 class Product(BaseModel):

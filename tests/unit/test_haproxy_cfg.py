@@ -8,6 +8,7 @@ from infra.haproxy_cfg import (
     API_CHECK_INTER_S,
     API_CHECK_TIMEOUT_S,
     API_CONNECT_TIMEOUT_S,
+    API_KEYED_POST_TIMEOUT_S,
     API_MARK_DOWN_BOUND_S,
     API_PORT,
     API_READ_TIMEOUT_S,
@@ -132,11 +133,71 @@ def test_only_failures_before_the_application_answered_are_retried() -> None:
     # reached the database could apply it twice.
     assert set(retry) <= {"conn-failure", "empty-response", "response-timeout"}
     assert "option redispatch 1" in [line.strip() for line in api_section(2)]
-    # ...and beyond conn-failure only for reads: a POST that reached an instance may have
-    # committed, so it is never sent again.
-    assert "http-request disable-l7-retry if ! { method GET HEAD }" in [
-        line.strip() for line in api_section(2)
-    ]
+    # ...and beyond conn-failure only for reads and keyed POSTs: any other write that
+    # reached an instance may have committed, so it is never sent again.
+    lines = [line.strip() for line in api_section(2)]
+    assert "http-request disable-l7-retry if ! { method GET HEAD POST }" in lines
+    assert (
+        "http-request disable-l7-retry if { method POST } ! { req.hdr(idempotency-key) -m found }"
+        in lines
+    )
+    assert sum("disable-l7-retry" in line for line in lines) == 2
+
+
+def disabled_for(method: str, headers: set[str]) -> bool:
+    """Evaluate the rendered disable-l7-retry rules (method and header-presence ACLs)."""
+    rules = [line for line in api_lines() if line.startswith("http-request disable-l7-retry")]
+    for rule in rules:
+        cond = rule.split(" if ", 1)[1]
+        terms: list[bool] = []
+        negate = False
+        for token in [t.strip() for t in cond.replace("}", "}|").split("|") if t.strip()]:
+            if token.startswith("!"):
+                negate, token = True, token[1:].strip()
+            body = token.strip("{} ").split()
+            if body[0] == "method":
+                value = method in body[1:]
+            else:
+                assert body[0].startswith("req.hdr(") and body[1:] == ["-m", "found"], token
+                value = body[0][len("req.hdr(") : -1] in headers
+            terms.append(value != negate)
+            negate = False
+        if all(terms):
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "retried"),
+    [
+        ("GET", set(), True),
+        ("HEAD", set(), True),
+        ("POST", {"idempotency-key"}, True),
+        ("POST", set(), False),
+        ("PUT", set(), False),
+        ("PUT", {"idempotency-key"}, False),
+        ("DELETE", {"idempotency-key"}, False),
+        ("PATCH", set(), False),
+    ],
+)
+def test_only_reads_and_keyed_posts_are_sent_again_after_reaching_an_instance(
+    method: str, headers: set[str], retried: bool
+) -> None:
+    assert disabled_for(method, headers) is not retried
+
+
+def test_a_keyed_post_stuck_on_a_frozen_instance_is_sent_again_before_the_client_gives_up() -> None:
+    timeout = f"{round(API_KEYED_POST_TIMEOUT_S * 1000)}ms"
+    assert (
+        f"http-request set-timeout server {timeout}"
+        " if { method POST } { req.hdr(idempotency-key) -m found }"
+    ) in api_lines()
+    # The API's own slowest answer to a POST (its 503 after the pool wait) still gets
+    # through, and the retry fits in the chaos client's timeout.
+    assert API_KEYED_POST_TIMEOUT_S > Settings.model_fields["pool_timeout_seconds"].default
+    assert API_KEYED_POST_TIMEOUT_S < LoadSpec().timeout_s
+    # A POST without a key keeps the long timeout.
+    assert API_KEYED_POST_TIMEOUT_S < API_WRITE_TIMEOUT_S
 
 
 def test_api_instances_are_checked_for_liveness_and_named_in_each_response() -> None:

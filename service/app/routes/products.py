@@ -11,7 +11,16 @@ from ..catalog import Catalog, etag
 from ..deps import CatalogDep
 from ..errors import error_responses
 from ..fastpath import lookup_from_scope
-from ..models import INT8_MAX, Product, ProductIn, ProductPage, ProductRow, json_bytes
+from ..models import (
+    IDEMPOTENCY_KEY_MAX,
+    IDEMPOTENCY_KEY_PATTERN,
+    INT8_MAX,
+    Product,
+    ProductIn,
+    ProductPage,
+    ProductRow,
+    json_bytes,
+)
 
 router = APIRouter(prefix="/products", tags=["products"])
 
@@ -38,17 +47,39 @@ def _product_response(row: ProductRow, status_code: int = 200) -> Response:
     )
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_MAX,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description=(
+            "1-100 printable ASCII characters, fresh per logical create. Repeating a request"
+            " with the same key returns the product it created (201, `Idempotent-Replayed:"
+            " true`) instead of creating another; the same key with a different body is 409."
+        ),
+    ),
+]
+
+
 @router.post(
     "",
     status_code=201,
     response_model=Product,
-    responses=error_responses(413, 422, 503),
-    summary="Create a product",
+    responses=error_responses(409, 413, 422, 503),
+    summary="Create a product (at most once per Idempotency-Key)",
 )
-async def create_product(body: ProductIn, catalog: CatalogDep) -> Response:
-    row = await catalog.create(body)
+async def create_product(
+    body: ProductIn, catalog: CatalogDep, idempotency_key: IdempotencyKey = None
+) -> Response:
+    row, replayed = await catalog.create(body, idempotency_key)
+    # A repeat answers exactly like the first attempt (201, same Location), so a client
+    # or proxy that retries needs no special case; the header tells the two apart.
     response = _product_response(row, 201)
     response.headers["Location"] = f"/products/{row.id}"
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return response
 
 
