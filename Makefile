@@ -74,7 +74,7 @@ chaos: setup
 
 # failoverMode patroni broken on purpose (leader kills in sync and async mode, Patroni's
 # default timings for comparison, switchovers, the kill/stop/pause/partition matrix), on
-# a throwaway 3-node stack it deploys and destroys itself: about 30 minutes.
+# a throwaway 3-node stack it deploys and destroys itself: about 15 minutes.
 chaos-patroni: setup
 	$(ENV) python -m bench.patroni_chaos $(ARGS)
 
