@@ -19,6 +19,7 @@ from bench import data
 from bench.anchors import start_db_anchor
 from bench.common import BenchError, log, run, utc_now, wait_http_ok
 from bench.containers import Docker, cpu_seconds
+from bench.footprint import Cgroups, above_idle, cpu_seconds_between, per_thousand, short
 from bench.lag import LagSampler, PrimarySession, wait_replayed
 from bench.meta import describe
 from bench.options import Options, probe_ids
@@ -46,6 +47,7 @@ class Bench:
         self.stack = stack
         self.secrets = stack.require_secrets()
         self.docker = Docker()
+        self.cgroups = Cgroups(self.docker)
         self.report = Report()
         self.run_id = utc_now().strftime("%Y%m%dT%H%M%SZ")
         # Every row the run creates carries this name prefix, so cleanup deletes exactly those.
@@ -62,6 +64,7 @@ class Bench:
         self.probe_set: Path | None = None
         self.ids: dict[Path, list[int]] = {}
         self._db_anchor: tuple[str, str] | None = None
+        self.idle_cores: dict[str, float] = {}
 
     # ------------------------------------------------------------ set-up
 
@@ -160,6 +163,10 @@ class Bench:
         conns = connections or self.opts.connections
         servers = [server] if isinstance(server, str) else list(server or [])
         pids = [pid for name in servers for pid in self.docker.pids(name)]
+        stack_names = list(self.stack.containers.values())
+        # The whole path's CPU, measured runs only: warm-ups are not recorded.
+        watched = [*stack_names, *(s for s in servers if s not in stack_names)] if servers else []
+        path_before = self.cgroups.snapshot(watched)
         cpu_before = cpu_seconds(pids)
         cmd = wrk_command(
             url, script, args, threads=self.opts.threads, connections=conns, seconds=seconds
@@ -178,7 +185,35 @@ class Bench:
             # cycles, while req/s does; cores used shows how much CPU the server really got.
             result["server_cpu_us_per_req"] = round(used * 1e6 / result["requests"], 1)
             result["server_cpu_cores"] = round(used / result["seconds"], 2)
+        if watched and result["requests"]:
+            used_s = cpu_seconds_between(path_before, self.cgroups.snapshot(watched))
+            by_name = {short(name, self.stack.prefix): s for name, s in used_s.items()}
+            path = above_idle(by_name, self.idle_cores)
+            result["path_cpu_s"] = path
+            result["path_cpu_ms_per_1k"] = per_thousand(path, result["requests"])
         return result
+
+    def measure_idle(self, seconds: float = 3) -> None:
+        """Each container's CPU rate at rest (subtracted from every run) and its memory."""
+        names = list(self.stack.containers.values())
+        first = self.cgroups.snapshot(names)
+        time.sleep(seconds)
+        second = self.cgroups.snapshot(names)
+        self.idle_cores = {
+            short(name, self.stack.prefix): s / elapsed
+            for name, (s, elapsed) in cpu_seconds_between(first, second).items()
+            if elapsed > 0
+        }
+        self.report.meta["idle_cpu_cores"] = {k: round(v, 3) for k, v in self.idle_cores.items()}
+        self.memory("idle")
+
+    def memory(self, tag: str) -> None:
+        """Each container's memory now, in ``meta["memory_mib"][container][tag]``."""
+        names = [*self.stack.containers.values(), *self.helpers]
+        table = self.report.meta.setdefault("memory_mib", {})
+        for name, (_, mem, _) in self.cgroups.snapshot(names).items():
+            if mem is not None:
+                table.setdefault(short(name, self.stack.prefix), {})[tag] = round(mem / 2**20, 1)
 
     def record(self, key: str, figure: dict[str, Any]) -> None:
         figure["label"] = LABELS.get(key, key)

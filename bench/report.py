@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import BenchError, ratio
+from bench.footprint import cpu_table, memory_table
 from bench.tools import http_failures
 
 MATPLOTLIB_PIN = "matplotlib==3.11.2"
@@ -222,6 +223,18 @@ def render_markdown(report: Report) -> str:
             f"| {fmt(fig.get('p50_ms'), 3)} | {fmt(fig.get('p99_ms'), 3)} "
             f"| {'; '.join(_figure_notes(fig))} |"
         )
+    cpu_rows = cpu_table(report.figures, [key for key, _ in FIGURES])
+    if len(cpu_rows) > 2:
+        lines += ["", "## CPU per 1,000 requests along the path", ""]
+        lines += [
+            "The cgroup CPU time of every container of the stack plus the measured "
+            "server, read before and after each run, minus each container's idle rate "
+            f"(cores at rest: {report.meta.get('idle_cpu_cores')}).",
+            "",
+            *cpu_rows,
+        ]
+    if report.meta.get("memory_mib"):
+        lines += ["", "## Memory per container", "", *memory_table(report.meta)]
     lag = report.replication_lag
     lines += [
         "",

@@ -225,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.preflight()
         bench.describe(argv)
         bench.report.meta["waited_for_idle_s"] = waited
+        bench.measure_idle()
         bench.seed()
         bench.start_pg_client()
         bench.pgbench_init()
@@ -235,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         redis_phase(bench)
         bench.wait_replicas()
         pgbench_phase(bench)
+        bench.memory("after_load")
     except (BenchError, OSError, KeyboardInterrupt) as exc:
         bench.report.error = f"{type(exc).__name__}: {exc}"
         log(f"error: {bench.report.error}")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.common import LUA_DIR, BenchError, percentile, run
+from bench.footprint import per_thousand
 
 # pgbench from the postgres image (Debian's postgresql-15 package).
 PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
@@ -111,6 +112,11 @@ def combine_http(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if len(cpu) == len(runs) and merged["requests"]:
         merged["server_cpu_us_per_req"] = round(sum(cpu) / merged["requests"], 1)
         merged["server_cpu_cores"] = round(statistics.fmean(r["server_cpu_cores"] for r in runs), 2)
+    paths = [r["path_cpu_s"] for r in runs if "path_cpu_s" in r]
+    if len(paths) == len(runs) and merged["requests"]:
+        names = set.intersection(*(set(p) for p in paths))
+        merged["path_cpu_s"] = {n: round(sum(p[n] for p in paths), 4) for n in sorted(names)}
+        merged["path_cpu_ms_per_1k"] = per_thousand(merged["path_cpu_s"], merged["requests"])
     merged["rounds_rate"] = [r["rate"] for r in runs]
     return merged
 
