@@ -19,7 +19,14 @@ from bench import data
 from bench.anchors import start_db_anchor
 from bench.common import BenchError, log, run, utc_now, wait_http_ok
 from bench.containers import Docker, cpu_seconds
-from bench.footprint import Cgroups, above_idle, cpu_seconds_between, per_thousand, short
+from bench.footprint import (
+    Cgroups,
+    Snapshot,
+    above_idle,
+    cpu_seconds_between,
+    per_thousand,
+    short,
+)
 from bench.lag import LagSampler, PrimarySession, wait_replayed
 from bench.meta import describe
 from bench.options import Options, probe_ids
@@ -163,10 +170,8 @@ class Bench:
         conns = connections or self.opts.connections
         servers = [server] if isinstance(server, str) else list(server or [])
         pids = [pid for name in servers for pid in self.docker.pids(name)]
-        stack_names = list(self.stack.containers.values())
         # The whole path's CPU, measured runs only: warm-ups are not recorded.
-        watched = [*stack_names, *(s for s in servers if s not in stack_names)] if servers else []
-        path_before = self.cgroups.snapshot(watched)
+        path_watch = self.watch(servers) if servers else None
         cpu_before = cpu_seconds(pids)
         cmd = wrk_command(
             url, script, args, threads=self.opts.threads, connections=conns, seconds=seconds
@@ -185,13 +190,24 @@ class Bench:
             # cycles, while req/s does; cores used shows how much CPU the server really got.
             result["server_cpu_us_per_req"] = round(used * 1e6 / result["requests"], 1)
             result["server_cpu_cores"] = round(used / result["seconds"], 2)
-        if watched and result["requests"]:
-            used_s = cpu_seconds_between(path_before, self.cgroups.snapshot(watched))
-            by_name = {short(name, self.stack.prefix): s for name, s in used_s.items()}
-            path = above_idle(by_name, self.idle_cores)
-            result["path_cpu_s"] = path
-            result["path_cpu_ms_per_1k"] = per_thousand(path, result["requests"])
+        if path_watch and result["requests"]:
+            self.add_path_cpu(result, path_watch, result["requests"])
         return result
+
+    def watch(self, servers: Sequence[str]) -> tuple[list[str], Snapshot]:
+        """Starts a path CPU measurement: the stack's containers plus ``servers``."""
+        stack_names = list(self.stack.containers.values())
+        watched = [*stack_names, *(s for s in servers if s not in stack_names)]
+        return watched, self.cgroups.snapshot(watched)
+
+    def add_path_cpu(
+        self, figure: dict[str, Any], watch: tuple[list[str], Snapshot], count: float
+    ) -> None:
+        """Ends it: CPU seconds above idle by container, and CPU-ms per 1,000 of ``count``."""
+        used_s = cpu_seconds_between(watch[1], self.cgroups.snapshot(watch[0]))
+        by_name = {short(name, self.stack.prefix): s for name, s in used_s.items()}
+        figure["path_cpu_s"] = above_idle(by_name, self.idle_cores)
+        figure["path_cpu_ms_per_1k"] = per_thousand(figure["path_cpu_s"], int(count))
 
     def measure_idle(self, seconds: float = 3) -> None:
         """Each container's CPU rate at rest (subtracted from every run) and its memory."""

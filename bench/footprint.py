@@ -158,11 +158,16 @@ def memory_table(meta: Mapping[str, Any]) -> list[str]:
     return rows
 
 
-def cpu_table(figures: Mapping[str, Mapping[str, Any]], order: Iterable[str]) -> list[str]:
-    """Markdown rows: each HTTP figure's CPU-ms per 1,000 requests, total and by container."""
+def cpu_table(
+    figures: Mapping[str, Mapping[str, Any]], order: Iterable[str], floor: str
+) -> list[str]:
+    """Markdown rows: each figure's CPU-ms per 1,000 requests (or transactions), total, as a
+    multiple of the ``floor`` figure's total, and by container."""
+    floor_costs = (figures.get(floor) or {}).get("path_cpu_ms_per_1k") or {}
+    floor_total = floor_costs.get("total")
     rows = [
-        "| figure | total CPU-ms / 1k req | by container (CPU-ms / 1k req, >= 1) |",
-        "|---|---:|---|",
+        f"| figure | total CPU-ms / 1k | x {floor} | by container (CPU-ms / 1k, >= 1) |",
+        "|---|---:|---:|---|",
     ]
     for key in order:
         costs = (figures.get(key) or {}).get("path_cpu_ms_per_1k")
@@ -170,5 +175,6 @@ def cpu_table(figures: Mapping[str, Mapping[str, Any]], order: Iterable[str]) ->
             continue
         parts = sorted(((v, n) for n, v in costs.items() if n != "total" and v >= 1), reverse=True)
         detail = ", ".join(f"{n} {v:,.0f}" for v, n in parts)
-        rows.append(f"| {key} | {costs['total']:,.0f} | {detail} |")
+        times = f"{costs['total'] / floor_total:.1f}" if floor_total else "n/a"
+        rows.append(f"| {key} | {costs['total']:,.0f} | {times} | {detail} |")
     return rows

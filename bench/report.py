@@ -223,13 +223,14 @@ def render_markdown(report: Report) -> str:
             f"| {fmt(fig.get('p50_ms'), 3)} | {fmt(fig.get('p99_ms'), 3)} "
             f"| {'; '.join(_figure_notes(fig))} |"
         )
-    cpu_rows = cpu_table(report.figures, [key for key, _ in FIGURES])
+    cpu_rows = cpu_table(report.figures, [key for key, _ in FIGURES], "pg_select_haproxy")
     if len(cpu_rows) > 2:
         lines += ["", "## CPU per 1,000 requests along the path", ""]
         lines += [
             "The cgroup CPU time of every container of the stack plus the measured "
             "server, read before and after each run, minus each container's idle rate "
-            f"(cores at rest: {report.meta.get('idle_cpu_cores')}).",
+            f"(cores at rest: {report.meta.get('idle_cpu_cores')}). The floor is "
+            "`pgbench -S` through HAProxy's replicas listen, per 1,000 transactions.",
             "",
             *cpu_rows,
         ]

@@ -63,8 +63,15 @@ def test_short_drops_the_stack_prefix() -> None:
 
 
 def test_markdown_tables() -> None:
-    figures = {"api_hit": {"path_cpu_ms_per_1k": {"api-1": 90.0, "redis": 0.4, "total": 95.0}}}
-    assert cpu_table(figures, ["api_hit", "api_miss"])[2:] == ["| api_hit | 95 | api-1 90 |"]
+    figures = {
+        "api_hit": {"path_cpu_ms_per_1k": {"api-1": 90.0, "redis": 0.4, "total": 95.0}},
+        "floor": {"path_cpu_ms_per_1k": {"pg-1": 50.0, "total": 50.0}},
+    }
+    assert cpu_table(figures, ["api_hit", "api_miss", "floor"], "floor")[2:] == [
+        "| api_hit | 95 | 1.9 | api-1 90 |",
+        "| floor | 50 | 1.0 | pg-1 50 |",
+    ]
+    assert cpu_table(figures, ["api_hit"], "none")[2] == "| api_hit | 95 | n/a | api-1 90 |"
     meta = {"memory_mib": {"redis": {"idle": 3.0}, "api-1": {"idle": 60.0, "after_load": 72.5}}}
     assert memory_table(meta)[2:] == ["| api-1 | 60.0 | 72.5 |", "| redis | 3.0 | n/a |"]
 
