@@ -364,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed_ids=[],
         quiet=not opts.no_quiet,
     )
-    meta = {
+    meta: dict[str, Any] = {
         "run_id": run_id,
         "stack": stack.stack,
         "command": " ".join(
