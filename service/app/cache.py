@@ -26,6 +26,15 @@ from .config import Settings
 from .metrics import Metrics
 from .recovery import CircuitBreaker
 from .redispipe import RedisPipe
+from .sentinel import (
+    FILL_EPOCH_LUA,
+    EpochClock,
+    make_sentinel,
+    master_client,
+    primary_epoch,
+    resolver,
+    split_body,
+)
 
 log = logging.getLogger("pgha.cache")
 
@@ -145,6 +154,8 @@ class Lookup:
     body: bytes | None = None
     version: int | None = None
     fence: Fence | None = None
+    # Read the PostgreSQL primary first: set while fences cannot be trusted (sentinel mode).
+    primary: bool = False
 
 
 def cache_key(product_id: int) -> str:
@@ -168,6 +179,22 @@ def lookup_command(product_id: int) -> bytes:
 
 
 def make_client(settings: Settings) -> Redis:
+    if settings.sentinel_mode:
+        # The same connection settings, on a pool that asks the Sentinels where the primary
+        # is. It is not a blocking pool (redis-py has none for Sentinel): only fences, fills
+        # and pings use it, the hit path has its own connection.
+        return master_client(
+            make_sentinel(settings),
+            settings,
+            username=settings.redis_user,
+            password=settings.redis_password,
+            socket_timeout=None,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+            client_name="pgha-api",
+            driver_info=None,
+        )
     pool = BlockingConnectionPool.from_url(
         settings.redis_url.get_secret_value(),
         # Bounded: a burst of requests on a cold or just-recovered pool would otherwise open
@@ -223,7 +250,11 @@ class ProductCache:
         self._timeouts_since: float | None = None
         self._pending_max = settings.recent_writes_max
         self._fence_script = client.register_script(FENCE_LUA)
-        self._fill_script = client.register_script(FILL_LUA)
+        self._sentinel = settings.sentinel_mode
+        self._guard = self._sentinel and settings.cache_failover_guard
+        self.epochs = EpochClock(settings.cache_epoch_grace_seconds if self._guard else 0.0)
+        self._fill_lua = FILL_EPOCH_LUA if self._sentinel else FILL_LUA
+        self._fill_script = client.register_script(self._fill_lua)
         self.breaker = CircuitBreaker(settings.redis_breaker_seconds)
         self.recent = RecentWrites(settings.fence_ttl_seconds, settings.recent_writes_max)
         # Invalidations whose fence script failed: replayed before Redis is trusted again.
@@ -233,10 +264,23 @@ class ProductCache:
         # Hit-path MGETs share one pipelined connection (redis-py's per-command pool
         # checkout and reply parsing cost more than the rest of a hit); scripts, pings and
         # scans stay on redis-py. None when the URL needs something only redis-py speaks.
-        self._pipe = RedisPipe.from_url(
-            settings.redis_url.get_secret_value(),
-            client_name="pgha-api",
-            connect_timeout=settings.redis_timeout_seconds,
+        self._pipe = (
+            RedisPipe(
+                "",
+                0,
+                username=settings.redis_user,
+                password=settings.redis_password,
+                client_name="pgha-api",
+                connect_timeout=settings.redis_timeout_seconds,
+                resolve=resolver(make_sentinel(settings), settings.redis_sentinel_service),
+                epoch_of=primary_epoch,
+            )
+            if self._sentinel
+            else RedisPipe.from_url(
+                settings.redis_url.get_secret_value(),
+                client_name="pgha-api",
+                connect_timeout=settings.redis_timeout_seconds,
+            )
         )
         metrics.breaker_open.set_function(lambda: 0.0 if self.breaker.closed else 1.0)
         metrics.pending_invalidations.set_function(lambda: float(len(self._pending)))
@@ -331,7 +375,10 @@ class ProductCache:
                 ]
                 # A restarted Redis has lost its script cache: without this the first fence
                 # or fill would pay NOSCRIPT and SCRIPT LOAD inside its tens-of-ms budget.
-                pings += [self.client.script_load(FENCE_LUA), self.client.script_load(FILL_LUA)]
+                pings += [
+                    self.client.script_load(FENCE_LUA),
+                    self.client.script_load(self._fill_lua),
+                ]
                 if self._pipe is not None and not self._pipe.connected:
                     pings.append(self._pipe.connect())
                 await asyncio.gather(*pings)
@@ -389,10 +436,15 @@ class ProductCache:
         local = self.recent.get(product_id)
         if not self.breaker.closed:
             self.metrics.cache_bypass.inc()
-            return Lookup("bypass", fence=local)
+            # Sentinel mode: the outage is a failover, whose fences may be lost; the primary
+            # is the one read that cannot be behind a write another instance acknowledged.
+            return Lookup("bypass", fence=local, primary=self._guard)
+        epoch: bytes | None = None
         try:
             if self._pipe is not None:
-                values = await self._pipe.execute(lookup_command(product_id), self._timeout)
+                values, epoch = await self._pipe.execute_at_epoch(
+                    lookup_command(product_id), self._timeout
+                )
             else:
                 async with asyncio.timeout(self._timeout):
                     values = await self.client.mget(cache_key(product_id), fence_key(product_id))
@@ -401,15 +453,30 @@ class ProductCache:
         except REDIS_ERRORS as exc:
             self._read_failed("lookup", exc)
             self.metrics.cache_bypass.inc()
-            return Lookup("bypass", fence=local)
+            return Lookup("bypass", fence=local, primary=self._guard)
         self._timeouts_since = None
+        if epoch is not None:
+            if self.epochs.observe(epoch):
+                log.warning("redis primary epoch is now %s", epoch.decode())
+            if self._guard and self.epochs.in_grace():
+                self.metrics.cache_bypass.inc()
+                return Lookup("bypass", fence=local, primary=True)
         fence = merge(Fence.decode(raw_fence), local)
         if cached is not None:
-            sep = cached.find(b"|")
-            version = int(cached[:sep])
-            if fence is None or fence.admits_cached(version):
+            if self._sentinel:
+                try:
+                    version, body_epoch, body = split_body(cached)
+                except ValueError:
+                    version, body_epoch, body = -1, b"", b""
+                # Only a body stored by this very primary since its promotion: one copied
+                # from an earlier primary may predate a fence that primary acknowledged.
+                servable = version >= 0 and (not self._guard or body_epoch == epoch)
+            else:
+                sep = cached.find(b"|")
+                version, body, servable = int(cached[:sep]), cached[sep + 1 :], True
+            if servable and (fence is None or fence.admits_cached(version)):
                 self.metrics.cache_hit.inc()
-                return Lookup("hit", body=cached[sep + 1 :], version=version)
+                return Lookup("hit", body=body, version=version)
         self.metrics.cache_miss.inc()
         return Lookup("miss", fence=fence)
 
@@ -418,9 +485,11 @@ class ProductCache:
             return False
         try:
             async with asyncio.timeout(self._timeout):
+                # Sentinel mode: the script adds the version and the node's epoch itself.
+                value = body if self._sentinel else b"%d|%s" % (version, body)
                 stored = await self._fill_script(
                     keys=[cache_key(product_id), fence_key(product_id)],
-                    args=[version, b"%d|%s" % (version, body), self._ttl],
+                    args=[version, value, self._ttl],
                 )
         except REDIS_ERRORS as exc:
             self._read_failed("fill", exc)
