@@ -124,6 +124,7 @@ if sentinel:
     cache_env: dict[str, pulumi.Input[str]] = {
         "PGHA_REDIS_SENTINELS": ",".join(cache.endpoints),
         "PGHA_REDIS_SENTINEL_PASSWORD": sentinel_password(cfg.secrets.redis),
+        "PGHA_CACHE_FAILOVER_GUARD": str(cfg.cache_failover_guard).lower(),
     }
 else:
     cache = Cache(

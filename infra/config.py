@@ -72,6 +72,9 @@ class StackConfig:
     cache_mode: str = "single"
     # Read only in cacheMode sentinel; defaults and reasons in infra/sentinel_cfg.py.
     sentinel_timings: SentinelTimings = SentinelTimings()
+    # The API's failover guard (cache epoch, grace, primary reads while bypassing); off only
+    # to demonstrate what it prevents (tests/e2e_sentinel/test_stale_reads.py).
+    cache_failover_guard: bool = True
 
     @property
     def replicas(self) -> list[str]:
@@ -140,4 +143,5 @@ def load() -> StackConfig:
         secrets=Secrets(**{field: cfg.require_secret(key) for field, key in SECRET_KEYS.items()}),
         cache_mode=cache_mode,
         sentinel_timings=timings,
+        cache_failover_guard=cfg.get_bool("cacheFailoverGuard") is not False,
     )

@@ -2,7 +2,8 @@
 
 `unit`: pure logic, no servers, always runs. `service`: the API against real PostgreSQL
 and Redis processes on loopback. `e2e`: a deployed stack (Pulumi and Docker).
-`e2e_patroni`: a deployed stack in failoverMode patroni. `toolchain`: the Pulumi CLI and
+`e2e_patroni`: a deployed stack in failoverMode patroni. `e2e_sentinel`: a deployed
+stack in cacheMode sentinel. `toolchain`: the Pulumi CLI and
 plugins `make setup` provides.
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-TIERS = {"unit", "service", "e2e", "e2e_patroni", "toolchain"}
+TIERS = {"unit", "service", "e2e", "e2e_patroni", "e2e_sentinel", "toolchain"}
 TESTS = Path(__file__).resolve().parent
 
 
