@@ -382,6 +382,13 @@ class ProductCache:
                 if self._pipe is not None and not self._pipe.connected:
                     pings.append(self._pipe.connect())
                 await asyncio.gather(*pings)
+        self._observe_epoch(None if self._pipe is None else self._pipe.epoch)
+
+    def _observe_epoch(self, epoch: bytes | None) -> None:
+        # From the connection that answered: a new primary opens the grace period (the clock
+        # starts at connect time when the recovery loop or warm-up made the connection).
+        if epoch is not None and self.epochs.observe(epoch):
+            log.warning("redis primary epoch is now %s", epoch.decode())
 
     async def _heal(self) -> None:
         """After a Redis restart that no request noticed (the breaker stayed closed), reopen
@@ -456,8 +463,7 @@ class ProductCache:
             return Lookup("bypass", fence=local, primary=self._guard)
         self._timeouts_since = None
         if epoch is not None:
-            if self.epochs.observe(epoch):
-                log.warning("redis primary epoch is now %s", epoch.decode())
+            self._observe_epoch(epoch)
             if self._guard and self.epochs.in_grace():
                 self.metrics.cache_bypass.inc()
                 return Lookup("bypass", fence=local, primary=True)

@@ -176,6 +176,11 @@ class RedisPipe:
         )
 
     @property
+    def epoch(self) -> bytes | None:
+        """The epoch of the current connection (sentinel mode), None if there is none."""
+        return None if self._conn is None or self._conn.closed else self._conn.epoch
+
+    @property
     def connected(self) -> bool:
         return self._conn is not None and not self._conn.closed
 

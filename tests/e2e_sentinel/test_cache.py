@@ -11,9 +11,14 @@ def test_get_misses_then_hits_and_put_invalidates(deployment: Deployment) -> Non
     primary = sentinel.wait_whole(deployment)
     with deployment.client() as http:
         pid = deployment.write(http, "sentinel cached")
-        # A just-deployed instance may still be in its post-connect grace (BYPASS).
+        # Each instance bypasses the cache for its first seconds on a primary (the grace
+        # period, app/sentinel.py): wait until both use it.
         wait_until(
-            lambda: http.get(f"/products/{pid}").headers["X-Cache"] != "BYPASS", 30, "cache in use"
+            lambda: all(
+                http.get(f"/products/{pid}").headers["X-Cache"] != "BYPASS" for _ in range(4)
+            ),
+            30,
+            "every instance using the cache",
         )
         sentinel.ask(deployment, primary, "DEL", f"product:{pid}")
         first = http.get(f"/products/{pid}")
