@@ -70,6 +70,12 @@ def test_the_configured_primary_leads_and_every_other_node_replicates() -> None:
         ({"readFallback": "anything"}, "pgha:readFallback must be one of"),
         ({"failoverMode": "auto"}, "pgha:failoverMode must be one of"),
         ({"cacheTtlSeconds": "-5"}, "must be positive"),
+        ({"cacheMode": "cluster"}, "pgha:cacheMode must be one of"),
+        ({"sentinelDownAfterMs": "50"}, "pgha:sentinelDownAfterMs must be at least 100"),
+        (
+            {"sentinelDownAfterMs": "20000", "sentinelFailoverTimeoutMs": "10000"},
+            "at most pgha:sentinelFailoverTimeoutMs",
+        ),
     ],
 )
 def test_invalid_config_is_refused_with_the_key_named(
@@ -82,6 +88,22 @@ def test_invalid_config_is_refused_with_the_key_named(
 def test_failover_stays_manual_unless_patroni_is_asked_for() -> None:
     assert load().failover_mode == "manual"
     assert load(failoverMode="patroni").failover_mode == "patroni"
+
+
+def test_the_cache_stays_a_single_redis_unless_sentinel_is_asked_for() -> None:
+    single = load()
+    assert single.cache_mode == "single"
+    assert single.cache_failover_guard
+    sentinel = load(cacheMode="sentinel", sentinelDownAfterMs="1500")
+    assert sentinel.cache_mode == "sentinel"
+    assert sentinel.sentinel_timings.down_after_ms == 1500
+    assert sentinel.sentinel_timings.failover_timeout_ms == 10000
+    assert sentinel.sentinel_timings.quorum == 2
+
+
+def test_the_failover_guard_is_off_only_when_explicitly_disabled() -> None:
+    assert load(cacheMode="sentinel", cacheFailoverGuard="true").cache_failover_guard
+    assert not load(cacheMode="sentinel", cacheFailoverGuard="false").cache_failover_guard
 
 
 def test_passwords_are_secret_outputs() -> None:
