@@ -125,6 +125,10 @@ if sentinel:
         "PGHA_REDIS_SENTINELS": ",".join(cache.endpoints),
         "PGHA_REDIS_SENTINEL_PASSWORD": sentinel_password(cfg.secrets.redis),
         "PGHA_CACHE_FAILOVER_GUARD": str(cfg.cache_failover_guard).lower(),
+        # A write waits up to 1 s for its fence rather than the reads' 50 ms: a fence that
+        # times out is queued, and until it is replayed other instances can serve the old
+        # body (service/README.md, "Limitations"); on a loaded host 50 ms is often missed.
+        "PGHA_FENCE_TIMEOUT_SECONDS": "1",
     }
 else:
     cache = Cache(

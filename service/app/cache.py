@@ -245,6 +245,7 @@ class ProductCache:
         self._ttl = settings.cache_ttl_seconds
         self._fence_ttl = settings.fence_ttl_seconds
         self._base_timeout = settings.redis_timeout_seconds
+        self._fence_timeout = settings.fence_timeout_seconds or 0.0
         self.loop_lag = LoopLag()
         self._confirm_window = 2 * settings.redis_timeout_seconds
         self._timeouts_since: float | None = None
@@ -505,7 +506,10 @@ class ProductCache:
     # ----------------------------------------------------------------- writes
 
     async def _run_fence(self, product_id: int, fence: Fence) -> None:
-        async with asyncio.timeout(self._timeout):
+        # A fence that misses its budget is queued and the PUT still returns: other instances
+        # may then serve the old body until the replay. A longer budget for writes (sentinel
+        # mode) makes that rare on a loaded host; a refused connection still fails at once.
+        async with asyncio.timeout(max(self._timeout, self._fence_timeout)):
             await self._run_fence_untimed(product_id, fence)
 
     async def _run_fence_untimed(self, product_id: int, fence: Fence) -> None:

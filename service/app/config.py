@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # Off only to show what it prevents; never in production.
     cache_failover_guard: bool = True
     cache_epoch_grace_seconds: float = Field(default=2.0, ge=0)
+    # How long a write waits for its fence script; unset: PGHA_REDIS_TIMEOUT_SECONDS (plus
+    # loop lag), as reads. Infra sets 1 s in sentinel mode (service/README.md).
+    fence_timeout_seconds: float | None = Field(default=None, gt=0)
 
     # Not part of the infra contract; defaults are tuned for "503 within 2 s" and fast recovery.
     pool_timeout_seconds: float = Field(default=1.5, gt=0)
