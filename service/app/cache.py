@@ -156,6 +156,8 @@ class Lookup:
     fence: Fence | None = None
     # Read the PostgreSQL primary first: set while fences cannot be trusted (sentinel mode).
     primary: bool = False
+    # Sentinel mode: the epoch of the primary that answered; a fill must land on the same one.
+    epoch: bytes | None = None
 
 
 def cache_key(product_id: int) -> str:
@@ -485,18 +487,23 @@ class ProductCache:
                 self.metrics.cache_hit.inc()
                 return Lookup("hit", body=body, version=version)
         self.metrics.cache_miss.inc()
-        return Lookup("miss", fence=fence)
+        return Lookup("miss", fence=fence, epoch=epoch if self._guard else None)
 
-    async def fill(self, product_id: int, version: int, body: bytes) -> bool:
+    async def fill(
+        self, product_id: int, version: int, body: bytes, epoch: bytes | None = None
+    ) -> bool:
+        """Cache a row read after a miss; `epoch`: the lookup's (sentinel mode, see Lookup)."""
         if not self.breaker.closed:
             return False
         try:
             async with asyncio.timeout(self._timeout):
                 # Sentinel mode: the script adds the version and the node's epoch itself.
                 value = body if self._sentinel else b"%d|%s" % (version, body)
+                args: list[bytes | int] = [version, value, self._ttl]
+                if self._sentinel:
+                    args.append(epoch or b"")
                 stored = await self._fill_script(
-                    keys=[cache_key(product_id), fence_key(product_id)],
-                    args=[version, value, self._ttl],
+                    keys=[cache_key(product_id), fence_key(product_id)], args=args
                 )
         except REDIS_ERRORS as exc:
             self._read_failed("fill", exc)

@@ -105,7 +105,7 @@ class Catalog:
             raise NotFound(headers={"X-Cache": cache_status, "X-Read-Source": source})
         body = row.to_json()
         if lookup.status == "miss":
-            await self.cache.fill(product_id, row.version, body)
+            await self.cache.fill(product_id, row.version, body, lookup.epoch)
         return ReadResult(body, row.version, cache_status, source)
 
     async def page(self, after: int, limit: int) -> tuple[list[ProductRow], Source]:

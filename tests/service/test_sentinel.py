@@ -173,3 +173,19 @@ def test_fences_and_fills_follow_the_new_primary(pair: Pair) -> None:
             assert primary.get("product:300:fence") == b"5"
 
     run_with_cache(URL, body, **pair.options)
+
+
+def test_a_reader_that_missed_before_a_failover_cannot_fill_after_it(pair: Pair) -> None:
+    async def body(cache: ProductCache) -> None:
+        await cache.warm()
+        missed = await cache.lookup(400)
+        assert missed.status == "miss" and missed.epoch is not None
+        # The row this reader holds may predate a fence the old primary acknowledged and
+        # lost; the new primary must not take it.
+        pair.fail_over()
+        await settle(cache, 401)
+        assert not await cache.fill(400, 1, b"{}", missed.epoch)
+        fresh = await cache.lookup(400)
+        assert await cache.fill(400, 1, b"{}", fresh.epoch)
+
+    run_with_cache(URL, body, **pair.options)
