@@ -122,4 +122,9 @@ def test_no_read_after_an_acknowledged_write_sees_an_older_version_across_a_fail
     assert acked_while_paused, "no write was acknowledged while the replica was paused"
     assert hits_after, "no cache hit after the promotion"
     assert not [code for code in history.statuses if code >= 500 or code < 0], history.statuses
-    assert stale == [], f"{len(stale)} stale reads, e.g. {stale[:5]}"
+    # On failure: when each stale read started, relative to the promotion (diagnosis).
+    timeline = [(round(r.started - promoted_at, 2), r.cache, r.version, v) for r, v in stale]
+    assert stale == [], (
+        f"{len(stale)} stale reads (paused {paused_at - promoted_at:.2f}s, killed "
+        f"{killed_at - promoted_at:.2f}s before the promotion): {timeline[:8]}"
+    )
