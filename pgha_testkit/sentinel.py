@@ -54,6 +54,11 @@ def running(deployment: Deployment, name: str) -> bool:
     return container.status == "running"
 
 
+def logs(deployment: Deployment, lines: int = 15) -> dict[str, str]:
+    """The last lines each Sentinel logged (for a failure message)."""
+    return {s: deployment.container(s).logs(tail=lines).decode(errors="replace") for s in SENTINELS}
+
+
 def restart_stopped(deployment: Deployment) -> None:
     """Starts (or unpauses) every cache node and Sentinel a test left down."""
     for name in NODES + SENTINELS:

@@ -93,11 +93,16 @@ def test_no_read_after_an_acknowledged_write_sees_an_older_version_across_a_fail
         deployment.container(old).kill()
         killed_at = time.monotonic()
         deployment.container(replica).unpause()
-        wait_until(
-            lambda: sentinel.sentinel_primary(deployment, sentinel.SENTINELS[0]) == replica,
-            90,
-            "Sentinel to promote the replica",
-        )
+        try:
+            # A bound, not a timing: a loaded host can split the Sentinels' election, and each
+            # retry waits twice the failover timeout.
+            wait_until(
+                lambda: sentinel.sentinel_primary(deployment, sentinel.SENTINELS[0]) == replica,
+                180,
+                "Sentinel to promote the replica",
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; Sentinels said: {sentinel.logs(deployment)}") from exc
         promoted_at = time.monotonic()
 
         def hits_after_promotion() -> bool:
