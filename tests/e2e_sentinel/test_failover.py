@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from infra import outputs as out
 from pgha_testkit import sentinel
 from pgha_testkit.deployment import Deployment, record
 from pgha_testkit.poll import wait_until
@@ -48,6 +49,10 @@ def test_killing_the_primary_keeps_reads_up_and_hits_return_on_the_replica(
     assert sentinel.wait_whole(deployment) == new
     assert sentinel.info(deployment, old)["role"] == "slave"
     record("sentinel_kill_seconds_total", round(time.monotonic() - killed, 2))
+    # The next `up` records the primary Sentinel observes, and moves nothing back.
+    deployment.up()
+    assert deployment.outputs[out.REDIS_PRIMARY] == new
+    assert sentinel.wait_whole(deployment) == new
 
 
 def test_one_sentinel_down_changes_nothing(deployment: Deployment) -> None:
