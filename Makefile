@@ -6,7 +6,7 @@ STACK ?= dev
 PGHA_TEST_NODES ?= pg-0 pg-1
 ENV := source scripts/env.sh &&
 
-.PHONY: setup up down destroy test test-fast test-unit test-service test-e2e test-e2e-patroni lint failover patronictl shell preview outputs clean bench chaos chaos-patroni
+.PHONY: setup up down destroy test test-fast test-unit test-service test-e2e test-e2e-patroni test-e2e-sentinel lint failover patronictl shell preview outputs clean bench chaos chaos-patroni
 
 setup:
 	./scripts/setup.sh
@@ -24,7 +24,7 @@ outputs:
 # layers stay as build cache, so the next `make up` builds in seconds).
 down destroy:
 	$(ENV) pulumi destroy --yes --stack $(STACK)
-	-docker image rm --no-prune $(foreach r,postgres haproxy redis api etcd,pgha-$(STACK)-$(r):latest) 2>/dev/null
+	-docker image rm --no-prune $(foreach r,postgres haproxy redis api etcd redis-ha,pgha-$(STACK)-$(r):latest) 2>/dev/null
 
 # Fail over (or switch over) to another node through stack config.
 failover:
@@ -60,9 +60,15 @@ test-e2e: setup
 test-e2e-patroni: setup
 	$(ENV) PGHA_TEST_NODES="$(PGHA_TEST_NODES)" pytest -q tests/e2e_patroni
 
-# Every tier but e2e_patroni, which has its own target (and its own line in .ci/run).
+# cacheMode sentinel (Redis primary, replica, 3 Sentinels), including the stale-read
+# history test across a cache failover.
+test-e2e-sentinel: setup
+	$(ENV) PGHA_TEST_NODES="$(PGHA_TEST_NODES)" pytest -q tests/e2e_sentinel
+
+# Every tier but e2e_patroni and e2e_sentinel, which have their own targets (and their own
+# lines in .ci/run).
 test: lint
-	$(ENV) pytest -q tests --ignore=tests/e2e_patroni
+	$(ENV) pytest -q tests --ignore=tests/e2e_patroni --ignore=tests/e2e_sentinel
 
 # Measurements against a deployed stack (default: dev; `make up` first).
 # Reports land in bench/results/; figures are never test assertions.

@@ -17,6 +17,7 @@ from infra.images import Images, ImagesArgs
 from infra.patroni import PatroniCluster, PatroniClusterArgs
 from infra.postgres import PostgresCluster, PostgresClusterArgs
 from infra.proxy import Proxy, ProxyArgs
+from infra.sentinel import SentinelCache, SentinelCacheArgs, sentinel_password
 
 cfg = config.load()
 labels = {out.STACK_LABEL: cfg.prefix}
@@ -32,12 +33,13 @@ network = docker.Network(
 # Docker picks the subnet; pg_hba admits it and rejects its gateway (the host).
 ipam = network.ipam_configs.apply(lambda c: c[0])
 patroni = cfg.failover_mode == "patroni"
+sentinel = cfg.cache_mode == "sentinel"
 images = Images(
     "images",
     ImagesArgs(
         prefix=cfg.prefix,
         base_image=cfg.base_image,
-        extra=frozenset({"etcd"} if patroni else ()),
+        extra=frozenset({"etcd"} if patroni else ()) | frozenset({"redis-ha"} if sentinel else ()),
     ),
 )
 
@@ -106,18 +108,48 @@ proxy = Proxy(
     pulumi.ResourceOptions(depends_on=[cluster.role]),
 )
 
-cache = Cache(
-    "redis",
-    CacheArgs(
-        prefix=cfg.prefix,
-        image=images.redis,
-        network=network.name,
-        password=cfg.secrets.redis,
-        bind_address=cfg.bind_address,
-        port=cfg.ports.redis,
-        labels=labels,
-    ),
-)
+# single: today's one container, published on bindAddress. sentinel: nodes and Sentinels on
+# the stack network only; the API asks the Sentinels where the primary is.
+cache: Cache | SentinelCache
+if sentinel:
+    cache = SentinelCache(
+        "redis",
+        SentinelCacheArgs(
+            prefix=cfg.prefix,
+            image=images.ids["redis-ha"],
+            network=network.name,
+            password=cfg.secrets.redis,
+            timings=cfg.sentinel_timings,
+            labels=labels,
+        ),
+    )
+    # The host part is unused in sentinel mode (the Sentinels name the primary); it names
+    # the service so the URL still says what it points at.
+    redis_address: pulumi.Input[str] = "sentinel:6379"
+    cache_env: dict[str, pulumi.Input[str]] = {
+        "PGHA_REDIS_SENTINELS": ",".join(cache.endpoints),
+        "PGHA_REDIS_SENTINEL_PASSWORD": sentinel_password(cfg.secrets.redis),
+        "PGHA_CACHE_FAILOVER_GUARD": str(cfg.cache_failover_guard).lower(),
+        # A write waits up to 1 s for its fence rather than the reads' 50 ms: a fence that
+        # times out is queued, and until it is replayed other instances can serve the old
+        # body (service/README.md, "Limitations"); on a loaded host 50 ms is often missed.
+        "PGHA_FENCE_TIMEOUT_SECONDS": "1",
+    }
+else:
+    cache = Cache(
+        "redis",
+        CacheArgs(
+            prefix=cfg.prefix,
+            image=images.redis,
+            network=network.name,
+            password=cfg.secrets.redis,
+            bind_address=cfg.bind_address,
+            port=cfg.ports.redis,
+            labels=labels,
+        ),
+    )
+    redis_address = pulumi.Output.concat(cache.host, ":6379")
+    cache_env = {}
 
 
 def dsn(port: int) -> pulumi.Output[str]:
@@ -132,9 +164,8 @@ api = Api(
         network=network.name,
         write_dsn=dsn(WRITE_PORT),
         read_dsn=dsn(READ_PORT),
-        redis_url=out.redis_url(
-            cache.user, cfg.secrets.redis, pulumi.Output.concat(cache.host, ":6379")
-        ),
+        redis_url=out.redis_url(cache.user, cfg.secrets.redis, redis_address),
+        extra_env=cache_env,
         cache_ttl_seconds=cfg.cache_ttl_seconds,
         read_fallback=cfg.read_fallback,
         workers=cfg.api_workers,
@@ -148,7 +179,13 @@ host = cfg.bind_address
 pulumi.export(out.API_URL, proxy.api_url)
 pulumi.export(out.WRITE_ENDPOINT, f"{host}:{cfg.ports.write}")
 pulumi.export(out.READ_ENDPOINT, f"{host}:{cfg.ports.read}")
-pulumi.export(out.REDIS_ENDPOINT, f"{host}:{cfg.ports.redis}")
+if isinstance(cache, SentinelCache):
+    # Nothing of the cache is published on the host: these are in-network addresses.
+    pulumi.export(out.REDIS_ENDPOINT, cache.primary.apply(lambda p: f"{p}:6379"))
+    pulumi.export(out.REDIS_PRIMARY, cache.primary)
+    pulumi.export(out.SENTINEL_ENDPOINTS, cache.endpoints)
+else:
+    pulumi.export(out.REDIS_ENDPOINT, f"{host}:{cfg.ports.redis}")
 pulumi.export(out.HAPROXY_STATS_URL, f"http://127.0.0.1:{cfg.ports.stats}/")
 pulumi.export(out.PRIMARY, cfg.primary)
 pulumi.export(out.LEADER, cluster.leader)
@@ -158,16 +195,22 @@ pulumi.export(out.SYNCHRONOUS, cfg.synchronous)
 pulumi.export(out.READ_FALLBACK, cfg.read_fallback)
 pulumi.export(out.WRITE_DSN, out.postgres_dsn(cfg.secrets.postgres, f"{host}:{cfg.ports.write}"))
 pulumi.export(out.READ_DSN, out.postgres_dsn(cfg.secrets.postgres, f"{host}:{cfg.ports.read}"))
-pulumi.export(
-    out.REDIS_URL, out.redis_url(cache.user, cfg.secrets.redis, f"{host}:{cfg.ports.redis}")
-)
+if isinstance(cache, SentinelCache):
+    pulumi.export(
+        out.REDIS_URL,
+        out.redis_url(cache.user, cfg.secrets.redis, cache.primary.apply(lambda p: f"{p}:6379")),
+    )
+else:
+    pulumi.export(
+        out.REDIS_URL, out.redis_url(cache.user, cfg.secrets.redis, f"{host}:{cfg.ports.redis}")
+    )
 pulumi.export(
     out.CONTAINERS,
     {
         **cluster.containers,
         **(consensus.containers if consensus else {}),
         "haproxy": proxy.container,
-        "redis": cache.container,
+        **(cache.containers if isinstance(cache, SentinelCache) else {"redis": cache.container}),
         **api.containers,
     },
 )

@@ -12,7 +12,8 @@ healthcheck (`wait`), and HAProxy always has a healthy instance to send requests
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 
@@ -33,6 +34,8 @@ class ApiArgs:
     workers: int
     replicas: int
     labels: dict[str, str]
+    # More PGHA_* variables (cacheMode sentinel's); none in single mode, so its env is as before.
+    extra_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 def instance_names(replicas: int) -> list[str]:
@@ -63,6 +66,7 @@ class Api(pulumi.ComponentResource):
                     "PGHA_CACHE_TTL_SECONDS": str(args.cache_ttl_seconds),
                     "PGHA_READ_FALLBACK": args.read_fallback,
                     "PGHA_WORKERS": str(args.workers),
+                    **args.extra_env,
                 },
                 tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
             )

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import pulumi
 
+from infra.sentinel_cfg import SentinelTimings
+
 # The secret config keys (pgha namespace), by `Secrets` field: test stacks and tools
 # set exactly these, so a new password is added here and nowhere else.
 SECRET_KEYS = {
@@ -25,6 +27,9 @@ READ_FALLBACKS = ("none", "primary")
 # patroni: Patroni elects the leader through etcd on its own; pgha:primary is the
 # preferred leader, and a change of it is a switchover (infra/patroni.py).
 FAILOVER_MODES = ("manual", "patroni")
+# single: one Redis container (infra/cache.py). sentinel: a primary, a replica and 3
+# Sentinels that fail over on their own (infra/sentinel.py).
+CACHE_MODES = ("single", "sentinel")
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,12 @@ class StackConfig:
     api_workers: int
     api_replicas: int
     secrets: Secrets
+    cache_mode: str = "single"
+    # Read only in cacheMode sentinel; defaults and reasons in infra/sentinel_cfg.py.
+    sentinel_timings: SentinelTimings = SentinelTimings()
+    # The API's failover guard (cache epoch, grace, primary reads while bypassing); off only
+    # to demonstrate what it prevents (tests/e2e_sentinel/test_stale_reads.py).
+    cache_failover_guard: bool = True
 
     @property
     def replicas(self) -> list[str]:
@@ -105,6 +116,20 @@ def load() -> StackConfig:
     api_replicas = cfg.get_int("apiReplicas") or 2
     if not 1 <= api_replicas <= 8:
         raise ValueError("pgha:apiReplicas must be between 1 and 8")
+    cache_mode = cfg.get("cacheMode") or "single"
+    if cache_mode not in CACHE_MODES:
+        raise ValueError(f"pgha:cacheMode must be one of {CACHE_MODES}")
+    defaults = SentinelTimings()
+    timings = SentinelTimings(
+        down_after_ms=cfg.get_int("sentinelDownAfterMs") or defaults.down_after_ms,
+        failover_timeout_ms=cfg.get_int("sentinelFailoverTimeoutMs")
+        or defaults.failover_timeout_ms,
+    )
+    if not 100 <= timings.down_after_ms <= timings.failover_timeout_ms:
+        raise ValueError(
+            "pgha:sentinelDownAfterMs must be at least 100 and at most "
+            "pgha:sentinelFailoverTimeoutMs"
+        )
     return StackConfig(
         prefix=f"{pulumi.get_project()}-{pulumi.get_stack()}",
         nodes=nodes,
@@ -127,4 +152,7 @@ def load() -> StackConfig:
         api_workers=cfg.get_int("apiWorkers") or 1,
         api_replicas=api_replicas,
         secrets=Secrets(**{field: cfg.require_secret(key) for field, key in SECRET_KEYS.items()}),
+        cache_mode=cache_mode,
+        sentinel_timings=timings,
+        cache_failover_guard=cfg.get_bool("cacheFailoverGuard") is not False,
     )

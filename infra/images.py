@@ -23,9 +23,11 @@ CONTEXTS = {
     "redis": ROOT / "images" / "redis",
     "api": ROOT / "service",
     "etcd": ROOT / "images" / "etcd",
+    "redis-ha": ROOT / "images" / "redis-ha",
 }
-# Built only for a stack that runs them (`ImagesArgs.extra`): etcd is patroni mode's.
-OPTIONAL = {"etcd"}
+# Built only for a stack that runs them (`ImagesArgs.extra`): etcd is patroni mode's,
+# redis-ha (cache nodes and Sentinels) cacheMode sentinel's.
+OPTIONAL = {"etcd", "redis-ha"}
 
 
 def image_name(prefix: str, role: str) -> str:

@@ -27,6 +27,10 @@ CONTAINERS = "containers"
 NETWORK = "network"
 VOLUMES = "volumes"
 SYNCHRONOUS = "synchronous"
+# cacheMode sentinel only: the Redis node Sentinel names as primary at up/refresh time
+# (`redis-N`), and the in-network host:port of every Sentinel.
+REDIS_PRIMARY = "redis_primary"
+SENTINEL_ENDPOINTS = "sentinel_endpoints"
 READ_FALLBACK = "read_fallback"
 
 # The label every Docker object of a stack carries (value: `pgha-<stack>`), so

@@ -2,9 +2,10 @@
 
 `unit`: pure logic, no servers, always runs. `service`: the API against real PostgreSQL
 and Redis processes on loopback. `e2e`: a deployed stack (Pulumi and Docker).
-`e2e_patroni`: a deployed stack in failoverMode patroni. `toolchain`: the Pulumi CLI and
-plugins `make setup` provides. `slow` is set by hand, on a test or a module, and only keeps
-it out of `make test-fast`.
+`e2e_patroni`: a deployed stack in failoverMode patroni. `e2e_sentinel`: a deployed
+stack in cacheMode sentinel. `toolchain`: the Pulumi CLI and plugins `make setup`
+provides. `slow` is set by hand, on a test or a module, and only keeps it out of
+`make test-fast`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-TIERS = {"unit", "service", "e2e", "e2e_patroni", "toolchain"}
+TIERS = {"unit", "service", "e2e", "e2e_patroni", "e2e_sentinel", "toolchain"}
 TESTS = Path(__file__).resolve().parent
 
 

@@ -26,6 +26,15 @@ from .config import Settings
 from .metrics import Metrics
 from .recovery import CircuitBreaker
 from .redispipe import RedisPipe
+from .sentinel import (
+    FILL_EPOCH_LUA,
+    EpochClock,
+    make_sentinel,
+    master_client,
+    primary_epoch,
+    resolver,
+    split_body,
+)
 
 log = logging.getLogger("pgha.cache")
 
@@ -145,6 +154,10 @@ class Lookup:
     body: bytes | None = None
     version: int | None = None
     fence: Fence | None = None
+    # Read the PostgreSQL primary first: set while fences cannot be trusted (sentinel mode).
+    primary: bool = False
+    # Sentinel mode: the epoch of the primary that answered; a fill must land on the same one.
+    epoch: bytes | None = None
 
 
 def cache_key(product_id: int) -> str:
@@ -168,6 +181,22 @@ def lookup_command(product_id: int) -> bytes:
 
 
 def make_client(settings: Settings) -> Redis:
+    if settings.sentinel_mode:
+        # The same connection settings, on a pool that asks the Sentinels where the primary
+        # is. It is not a blocking pool (redis-py has none for Sentinel): only fences, fills
+        # and pings use it, the hit path has its own connection.
+        return master_client(
+            make_sentinel(settings),
+            settings,
+            username=settings.redis_user,
+            password=settings.redis_password,
+            socket_timeout=None,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+            client_name="pgha-api",
+            driver_info=None,
+        )
     pool = BlockingConnectionPool.from_url(
         settings.redis_url.get_secret_value(),
         # Bounded: a burst of requests on a cold or just-recovered pool would otherwise open
@@ -218,12 +247,17 @@ class ProductCache:
         self._ttl = settings.cache_ttl_seconds
         self._fence_ttl = settings.fence_ttl_seconds
         self._base_timeout = settings.redis_timeout_seconds
+        self._fence_timeout = settings.fence_timeout_seconds or 0.0
         self.loop_lag = LoopLag()
         self._confirm_window = 2 * settings.redis_timeout_seconds
         self._timeouts_since: float | None = None
         self._pending_max = settings.recent_writes_max
         self._fence_script = client.register_script(FENCE_LUA)
-        self._fill_script = client.register_script(FILL_LUA)
+        self._sentinel = settings.sentinel_mode
+        self._guard = self._sentinel and settings.cache_failover_guard
+        self.epochs = EpochClock(settings.cache_epoch_grace_seconds if self._guard else 0.0)
+        self._fill_lua = FILL_EPOCH_LUA if self._sentinel else FILL_LUA
+        self._fill_script = client.register_script(self._fill_lua)
         self.breaker = CircuitBreaker(settings.redis_breaker_seconds)
         self.recent = RecentWrites(settings.fence_ttl_seconds, settings.recent_writes_max)
         # Invalidations whose fence script failed: replayed before Redis is trusted again.
@@ -233,10 +267,23 @@ class ProductCache:
         # Hit-path MGETs share one pipelined connection (redis-py's per-command pool
         # checkout and reply parsing cost more than the rest of a hit); scripts, pings and
         # scans stay on redis-py. None when the URL needs something only redis-py speaks.
-        self._pipe = RedisPipe.from_url(
-            settings.redis_url.get_secret_value(),
-            client_name="pgha-api",
-            connect_timeout=settings.redis_timeout_seconds,
+        self._pipe = (
+            RedisPipe(
+                "",
+                0,
+                username=settings.redis_user,
+                password=settings.redis_password,
+                client_name="pgha-api",
+                connect_timeout=settings.redis_timeout_seconds,
+                resolve=resolver(make_sentinel(settings), settings.redis_sentinel_service),
+                epoch_of=primary_epoch,
+            )
+            if self._sentinel
+            else RedisPipe.from_url(
+                settings.redis_url.get_secret_value(),
+                client_name="pgha-api",
+                connect_timeout=settings.redis_timeout_seconds,
+            )
         )
         metrics.breaker_open.set_function(lambda: 0.0 if self.breaker.closed else 1.0)
         metrics.pending_invalidations.set_function(lambda: float(len(self._pending)))
@@ -331,10 +378,20 @@ class ProductCache:
                 ]
                 # A restarted Redis has lost its script cache: without this the first fence
                 # or fill would pay NOSCRIPT and SCRIPT LOAD inside its tens-of-ms budget.
-                pings += [self.client.script_load(FENCE_LUA), self.client.script_load(FILL_LUA)]
+                pings += [
+                    self.client.script_load(FENCE_LUA),
+                    self.client.script_load(self._fill_lua),
+                ]
                 if self._pipe is not None and not self._pipe.connected:
                     pings.append(self._pipe.connect())
                 await asyncio.gather(*pings)
+        self._observe_epoch(None if self._pipe is None else self._pipe.epoch)
+
+    def _observe_epoch(self, epoch: bytes | None) -> None:
+        # From the connection that answered: a new primary opens the grace period (the clock
+        # starts at connect time when the recovery loop or warm-up made the connection).
+        if epoch is not None and self.epochs.observe(epoch):
+            log.warning("redis primary epoch is now %s", epoch.decode())
 
     async def _heal(self) -> None:
         """After a Redis restart that no request noticed (the breaker stayed closed), reopen
@@ -389,10 +446,15 @@ class ProductCache:
         local = self.recent.get(product_id)
         if not self.breaker.closed:
             self.metrics.cache_bypass.inc()
-            return Lookup("bypass", fence=local)
+            # Sentinel mode: the outage is a failover, whose fences may be lost; the primary
+            # is the one read that cannot be behind a write another instance acknowledged.
+            return Lookup("bypass", fence=local, primary=self._guard)
+        epoch: bytes | None = None
         try:
             if self._pipe is not None:
-                values = await self._pipe.execute(lookup_command(product_id), self._timeout)
+                values, epoch = await self._pipe.execute_at_epoch(
+                    lookup_command(product_id), self._timeout
+                )
             else:
                 async with asyncio.timeout(self._timeout):
                     values = await self.client.mget(cache_key(product_id), fence_key(product_id))
@@ -401,26 +463,47 @@ class ProductCache:
         except REDIS_ERRORS as exc:
             self._read_failed("lookup", exc)
             self.metrics.cache_bypass.inc()
-            return Lookup("bypass", fence=local)
+            return Lookup("bypass", fence=local, primary=self._guard)
         self._timeouts_since = None
+        if epoch is not None:
+            self._observe_epoch(epoch)
+            if self._guard and self.epochs.in_grace():
+                self.metrics.cache_bypass.inc()
+                return Lookup("bypass", fence=local, primary=True)
         fence = merge(Fence.decode(raw_fence), local)
         if cached is not None:
-            sep = cached.find(b"|")
-            version = int(cached[:sep])
-            if fence is None or fence.admits_cached(version):
+            if self._sentinel:
+                try:
+                    version, body_epoch, body = split_body(cached)
+                except ValueError:
+                    version, body_epoch, body = -1, b"", b""
+                # Only a body stored by this very primary since its promotion: one copied
+                # from an earlier primary may predate a fence that primary acknowledged.
+                servable = version >= 0 and (not self._guard or body_epoch == epoch)
+            else:
+                sep = cached.find(b"|")
+                version, body, servable = int(cached[:sep]), cached[sep + 1 :], True
+            if servable and (fence is None or fence.admits_cached(version)):
                 self.metrics.cache_hit.inc()
-                return Lookup("hit", body=cached[sep + 1 :], version=version)
+                return Lookup("hit", body=body, version=version)
         self.metrics.cache_miss.inc()
-        return Lookup("miss", fence=fence)
+        return Lookup("miss", fence=fence, epoch=epoch if self._guard else None)
 
-    async def fill(self, product_id: int, version: int, body: bytes) -> bool:
+    async def fill(
+        self, product_id: int, version: int, body: bytes, epoch: bytes | None = None
+    ) -> bool:
+        """Cache a row read after a miss; `epoch`: the lookup's (sentinel mode, see Lookup)."""
         if not self.breaker.closed:
             return False
         try:
             async with asyncio.timeout(self._timeout):
+                # Sentinel mode: the script adds the version and the node's epoch itself.
+                value = body if self._sentinel else b"%d|%s" % (version, body)
+                args: list[bytes | int] = [version, value, self._ttl]
+                if self._sentinel:
+                    args.append(epoch or b"")
                 stored = await self._fill_script(
-                    keys=[cache_key(product_id), fence_key(product_id)],
-                    args=[version, b"%d|%s" % (version, body), self._ttl],
+                    keys=[cache_key(product_id), fence_key(product_id)], args=args
                 )
         except REDIS_ERRORS as exc:
             self._read_failed("fill", exc)
@@ -430,7 +513,10 @@ class ProductCache:
     # ----------------------------------------------------------------- writes
 
     async def _run_fence(self, product_id: int, fence: Fence) -> None:
-        async with asyncio.timeout(self._timeout):
+        # A fence that misses its budget is queued and the PUT still returns: other instances
+        # may then serve the old body until the replay. A longer budget for writes (sentinel
+        # mode) makes that rare on a loaded host; a refused connection still fails at once.
+        async with asyncio.timeout(max(self._timeout, self._fence_timeout)):
             await self._run_fence_untimed(product_id, fence)
 
     async def _run_fence_untimed(self, product_id: int, fence: Fence) -> None:

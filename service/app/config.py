@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,18 @@ class Settings(BaseSettings):
     pool_min: int = Field(default=1, ge=0)
     pool_max: int = Field(default=10, ge=1)
     log_level: str = "INFO"
+    # cacheMode sentinel: set by infra; empty means one Redis at PGHA_REDIS_URL (single mode).
+    redis_sentinels: str = ""
+    redis_sentinel_service: str = "pgha"
+    redis_sentinel_password: SecretStr | None = None
+    # Sentinel mode only: the cache epoch check, the grace period after a new primary and
+    # primary reads while the cache is bypassed (service/README.md, "Cache failover").
+    # Off only to show what it prevents; never in production.
+    cache_failover_guard: bool = True
+    cache_epoch_grace_seconds: float = Field(default=2.0, ge=0)
+    # How long a write waits for its fence script; unset: PGHA_REDIS_TIMEOUT_SECONDS (plus
+    # loop lag), as reads. Infra sets 1 s in sentinel mode (service/README.md).
+    fence_timeout_seconds: float | None = Field(default=None, gt=0)
 
     # Not part of the infra contract; defaults are tuned for "503 within 2 s" and fast recovery.
     pool_timeout_seconds: float = Field(default=1.5, gt=0)
@@ -41,6 +54,18 @@ class Settings(BaseSettings):
         if self.pool_min > self.pool_max:
             raise ValueError("PGHA_POOL_MIN must not exceed PGHA_POOL_MAX")
         return self
+
+    @property
+    def sentinel_mode(self) -> bool:
+        return bool(self.redis_sentinels.strip())
+
+    @property
+    def redis_user(self) -> str | None:
+        return unquote(urlsplit(self.redis_url.get_secret_value()).username or "") or None
+
+    @property
+    def redis_password(self) -> str | None:
+        return unquote(urlsplit(self.redis_url.get_secret_value()).password or "") or None
 
     @property
     def connect_timeout_param(self) -> int:

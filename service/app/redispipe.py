@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import hiredis
@@ -55,6 +56,8 @@ class _Connection(asyncio.Protocol):
         self._outgoing: list[bytes] = []
         self._transport: asyncio.Transport | None = None
         self.closed = False
+        # Sentinel mode: the replication id of the primary this socket reached (its epoch).
+        self.epoch: bytes | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -130,9 +133,16 @@ class RedisPipe:
         db: int = 0,
         client_name: str | None = None,
         connect_timeout: float = 1.0,
+        resolve: Callable[[], Awaitable[tuple[str, int]]] | None = None,
+        epoch_of: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self._host = host
         self._port = port
+        # Sentinel mode: where to connect is asked anew on every (re)connect, and the
+        # handshake ends with INFO replication, which `epoch_of` turns into the epoch (or
+        # rejects: a node that is not a primary is never used).
+        self._resolve = resolve
+        self._epoch_of = epoch_of
         handshake: list[bytes] = []
         if password is not None:
             auth = (username, password) if username else (password,)
@@ -166,11 +176,20 @@ class RedisPipe:
         )
 
     @property
+    def epoch(self) -> bytes | None:
+        """The epoch of the current connection (sentinel mode), None if there is none."""
+        return None if self._conn is None or self._conn.closed else self._conn.epoch
+
+    @property
     def connected(self) -> bool:
         return self._conn is not None and not self._conn.closed
 
     async def execute(self, command: bytes, timeout: float) -> Any:
         """Send an encoded command, return its reply; ``TimeoutError`` after ``timeout``."""
+        return (await self.execute_at_epoch(command, timeout))[0]
+
+    async def execute_at_epoch(self, command: bytes, timeout: float) -> tuple[Any, bytes | None]:
+        """Like ``execute``, with the epoch of the connection that answered."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         conn = self._conn
@@ -182,7 +201,7 @@ class RedisPipe:
         # and an expired waiter stays queued so its late reply is matched and dropped.
         timer = loop.call_at(deadline, _expire, waiter)
         try:
-            return await waiter
+            return await waiter, conn.epoch
         finally:
             timer.cancel()
 
@@ -205,13 +224,18 @@ class RedisPipe:
         # Bounded on its own: callers stop waiting at their deadline, but a connect to a
         # black-holed host must not stay "in progress" (and block reconnects) for minutes.
         async with asyncio.timeout(max(self._connect_timeout, 1.0)):
-            _, conn = await loop.create_connection(
-                lambda: _Connection(loop), self._host, self._port
-            )
+            host, port = self._host, self._port
+            if self._resolve is not None:
+                host, port = await self._resolve()
+            _, conn = await loop.create_connection(lambda: _Connection(loop), host, port)
             try:
                 replies = [conn.send(command) for command in self._handshake]
+                if self._epoch_of is not None:
+                    replies.append(conn.send(encode_command("INFO", "replication")))
                 for reply in replies:
-                    await reply
+                    info = await reply
+                if self._epoch_of is not None:
+                    conn.epoch = self._epoch_of(info)
             except BaseException:
                 conn.abort()
                 raise

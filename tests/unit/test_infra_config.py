@@ -72,6 +72,12 @@ def test_the_configured_primary_leads_and_every_other_node_replicates() -> None:
         ({"cacheTtlSeconds": "-5"}, "must be positive"),
         ({"synchronousStrict": "true", "failoverMode": "patroni"}, "needs pgha:synchronous"),
         ({"synchronousStrict": "true", "synchronous": "true"}, "failoverMode patroni only"),
+        ({"cacheMode": "cluster"}, "pgha:cacheMode must be one of"),
+        ({"sentinelDownAfterMs": "50"}, "pgha:sentinelDownAfterMs must be at least 100"),
+        (
+            {"sentinelDownAfterMs": "20000", "sentinelFailoverTimeoutMs": "10000"},
+            "at most pgha:sentinelFailoverTimeoutMs",
+        ),
     ],
 )
 def test_invalid_config_is_refused_with_the_key_named(
@@ -90,6 +96,22 @@ def test_strict_synchronous_mode_is_off_unless_asked_for_in_patroni_mode() -> No
     assert load(synchronous="true").synchronous_strict is False
     strict = load(failoverMode="patroni", synchronous="true", synchronousStrict="true")
     assert (strict.synchronous, strict.synchronous_strict) == (True, True)
+
+
+def test_the_cache_stays_a_single_redis_unless_sentinel_is_asked_for() -> None:
+    single = load()
+    assert single.cache_mode == "single"
+    assert single.cache_failover_guard
+    sentinel = load(cacheMode="sentinel", sentinelDownAfterMs="1500")
+    assert sentinel.cache_mode == "sentinel"
+    assert sentinel.sentinel_timings.down_after_ms == 1500
+    assert sentinel.sentinel_timings.failover_timeout_ms == 10000
+    assert sentinel.sentinel_timings.quorum == 2
+
+
+def test_the_failover_guard_is_off_only_when_explicitly_disabled() -> None:
+    assert load(cacheMode="sentinel", cacheFailoverGuard="true").cache_failover_guard
+    assert not load(cacheMode="sentinel", cacheFailoverGuard="false").cache_failover_guard
 
 
 def test_passwords_are_secret_outputs() -> None:

@@ -1,0 +1,158 @@
+"""Redis through Sentinel (cacheMode sentinel): finding the primary, and the cache epoch.
+
+The epoch is the primary's replication id (``master_replid`` in ``INFO replication``).
+Redis draws a new one whenever a replica is promoted (and when a node restarts), and a
+replica shares its primary's, so "same epoch" means "the same primary's history since its
+last promotion". A body is filled with the epoch of the node that stores it (the fill
+script reads it there) and served only by a connection to a node whose epoch is the same.
+Bodies replicated from a primary that has since been replaced are therefore never served:
+they may be older than a fence raise or a DEL that the old primary acknowledged but never
+shipped to its replica. See service/README.md, "Cache failover".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
+
+from .config import Settings
+
+# How long one Sentinel may take to answer "where is the primary" before the next is asked.
+SENTINEL_TIMEOUT_SECONDS = 0.5
+# Epochs are 40 hex digits; a body in sentinel mode is b"<version>|<epoch>|<json>".
+EPOCH_LENGTH = 40
+
+# Fill, as FILL_LUA in app/cache.py, plus the epoch: the node's own replication id goes into
+# the body, and a cached body of another epoch never blocks a fill (it is unservable).
+# ARGV[4] is the epoch the reader's lookup saw: a reader that missed on one primary and fills
+# on the next (a slow read across a failover) may hold a row older than a fence the first
+# primary acknowledged and lost, so its fill is refused.
+FILL_EPOCH_LUA = """
+local info = redis.call('INFO', 'replication')
+if string.match(info, 'role:(%a+)') ~= 'master' then return 0 end
+local epoch = string.match(info, 'master_replid:(%x+)')
+if ARGV[4] ~= '' and ARGV[4] ~= epoch then return 0 end
+local version = tonumber(ARGV[1])
+local fence = redis.call('GET', KEYS[2])
+if fence then
+  fence = tonumber(fence)
+  if fence < 0 or version < fence then return 0 end
+end
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local cur_version, cur_epoch = string.match(cur, '^(%d+)|(%x+)|')
+  if cur_epoch == epoch and tonumber(cur_version) >= version then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. epoch .. '|' .. ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+
+class NotAPrimary(RedisConnectionError):
+    """The node Sentinel named is not (or no longer) a primary: never used, like a refusal."""
+
+
+def parse_replication(info: bytes | str) -> tuple[str, bytes]:
+    """(role, master_replid) from an ``INFO replication`` reply."""
+    text = info.decode() if isinstance(info, bytes) else info
+    fields = dict(
+        line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#")
+    )
+    role = fields.get("role", "").strip()
+    replid = fields.get("master_replid", "").strip()
+    if not role or len(replid) != EPOCH_LENGTH:
+        raise ValueError("INFO replication without a role and a replication id")
+    return role, replid.encode()
+
+
+def primary_epoch(info: bytes) -> bytes:
+    """The epoch of a node from its INFO replication, if it is a primary."""
+    role, replid = parse_replication(info)
+    if role != "master":
+        raise NotAPrimary(f"redis node is a {role}, not the primary")
+    return replid
+
+
+def split_body(cached: bytes) -> tuple[int, bytes, bytes]:
+    """(version, epoch, json) of a body stored in sentinel mode."""
+    sep = cached.find(b"|")
+    start = sep + 1
+    end = start + EPOCH_LENGTH
+    if sep <= 0 or cached[end : end + 1] != b"|":
+        raise ValueError("not an epoch-tagged cache body")
+    return int(cached[:sep]), cached[start:end], cached[end + 1 :]
+
+
+@dataclass
+class EpochClock:
+    """The epoch this process last saw, and since when: a new one opens a grace period.
+
+    During the grace period the cache is bypassed and reads go to the PostgreSQL primary:
+    fences acknowledged by the previous Redis primary may be missing on the new one, so a
+    replica row cannot be checked against them, and another API instance may still hold
+    queued invalidations it has not replayed on the new primary yet.
+    """
+
+    grace_seconds: float
+    epoch: bytes | None = None
+    since: float = float("-inf")
+
+    def observe(self, epoch: bytes, now: float | None = None) -> bool:
+        """Records `epoch`; True if it differs from the one seen before."""
+        if epoch == self.epoch:
+            return False
+        self.epoch = epoch
+        self.since = time.monotonic() if now is None else now
+        return True
+
+    def in_grace(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        return now - self.since < self.grace_seconds
+
+
+def parse_sentinels(spec: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` -> [(host, port), ...]."""
+    addresses = []
+    for item in spec.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"PGHA_REDIS_SENTINELS entry {item!r} is not host:port")
+        addresses.append((host, int(port)))
+    return addresses
+
+
+def make_sentinel(settings: Settings) -> Sentinel:
+    password = settings.redis_sentinel_password
+    return Sentinel(  # type: ignore[no-untyped-call]
+        parse_sentinels(settings.redis_sentinels),
+        sentinel_kwargs={
+            "password": password.get_secret_value() if password else None,
+            "socket_timeout": SENTINEL_TIMEOUT_SECONDS,
+            "socket_connect_timeout": SENTINEL_TIMEOUT_SECONDS,
+            "retry": Retry(NoBackoff(), 0),
+            "client_name": "pgha-api",
+        },
+    )
+
+
+def master_client(sentinel: Sentinel, settings: Settings, **connection: Any) -> Redis:
+    """redis-py's client for the current primary: each new connection asks the Sentinels,
+    and a connection to a demoted primary is dropped on its first READONLY answer."""
+    client: Redis = sentinel.master_for(settings.redis_sentinel_service, **connection)
+    return client
+
+
+def resolver(sentinel: Sentinel, service: str) -> Callable[[], Awaitable[tuple[str, int]]]:
+    async def resolve() -> tuple[str, int]:
+        host, port = await sentinel.discover_master(service)
+        return str(host), int(port)
+
+    return resolve
