@@ -57,7 +57,14 @@ class Pair:
 
     def fail_over(self) -> int:
         old = self.primary()
-        self.ask("SENTINEL", "FAILOVER", "pgha")
+
+        def started() -> bool:
+            # Right after an earlier failover Sentinel may not rate the replica promotable
+            # yet (NOGOODSLAVE, seen on a busy host): ask again until it does.
+            self.ask("SENTINEL", "FAILOVER", "pgha")
+            return True
+
+        wait_until(started, 30, interval=0.25, what="Sentinel to start a failover")
         wait_until(lambda: self.primary() != old and self.settled(), 60, what="a failover")
         return self.primary()
 
