@@ -12,12 +12,13 @@ from infra import outputs as out
 from infra.api import Api, ApiArgs
 from infra.cache import Cache, CacheArgs
 from infra.consensus import Consensus, ConsensusArgs
+from infra.containers import Scope
 from infra.haproxy_cfg import MANUAL_CHECKS, PATRONI_CHECKS, READ_PORT, WRITE_PORT, ProxyTopology
 from infra.images import Images, ImagesArgs
 from infra.patroni import PatroniCluster, PatroniClusterArgs
 from infra.postgres import PostgresCluster, PostgresClusterArgs
 from infra.proxy import Proxy, ProxyArgs
-from infra.sentinel import SentinelCache, SentinelCacheArgs, sentinel_password
+from infra.sentinel import SentinelCache, SentinelCacheArgs
 
 cfg = config.load()
 labels = {out.STACK_LABEL: cfg.prefix}
@@ -32,6 +33,7 @@ network = docker.Network(
 )
 # Docker picks the subnet; pg_hba admits it and rejects its gateway (the host).
 ipam = network.ipam_configs.apply(lambda c: c[0])
+scope = Scope(prefix=cfg.prefix, network=network.name, labels=labels)
 patroni = cfg.failover_mode == "patroni"
 sentinel = cfg.cache_mode == "sentinel"
 images = Images(
@@ -46,9 +48,8 @@ images = Images(
 # Both failover modes run the same nodes from the same secrets; patroni mode adds the
 # consensus store they elect their leader through.
 nodes = PostgresClusterArgs(
-    prefix=cfg.prefix,
+    scope=scope,
     image=images.postgres,
-    network=network.name,
     network_cidr=ipam.apply(lambda c: c.subnet or ""),
     network_gateway=ipam.apply(lambda c: c.gateway or ""),
     nodes=cfg.nodes,
@@ -57,7 +58,6 @@ nodes = PostgresClusterArgs(
     app_password=cfg.secrets.postgres,
     replication_password=cfg.secrets.replication,
     retain_data=cfg.retain_data,
-    labels=labels,
 )
 cluster: PostgresCluster | PatroniCluster
 consensus: Consensus | None = None
@@ -65,11 +65,9 @@ if patroni:
     consensus = Consensus(
         "etcd",
         ConsensusArgs(
-            prefix=cfg.prefix,
+            scope=scope,
             image=images.ids["etcd"],
-            network=network.name,
             retain_data=cfg.retain_data,
-            labels=labels,
         ),
     )
     cluster = PatroniCluster(
@@ -87,9 +85,8 @@ else:
 proxy = Proxy(
     "haproxy",
     ProxyArgs(
-        prefix=cfg.prefix,
+        scope=scope,
         image=images.haproxy,
-        network=network.name,
         topology=ProxyTopology(
             nodes=cfg.nodes,
             read_fallback=cfg.read_fallback,
@@ -102,7 +99,6 @@ proxy = Proxy(
         read_port=cfg.ports.read,
         stats_port=cfg.ports.stats,
         api_port=cfg.ports.api,
-        labels=labels,
     ),
     # HAProxy checks roles, so it starts once the cluster has them.
     pulumi.ResourceOptions(depends_on=[cluster.role]),
@@ -115,41 +111,24 @@ if sentinel:
     cache = SentinelCache(
         "redis",
         SentinelCacheArgs(
-            prefix=cfg.prefix,
+            scope=scope,
             image=images.ids["redis-ha"],
-            network=network.name,
             password=cfg.secrets.redis,
             timings=cfg.sentinel_timings,
-            labels=labels,
+            failover_guard=cfg.cache_failover_guard,
         ),
     )
-    # The host part is unused in sentinel mode (the Sentinels name the primary); it names
-    # the service so the URL still says what it points at.
-    redis_address: pulumi.Input[str] = "sentinel:6379"
-    cache_env: dict[str, pulumi.Input[str]] = {
-        "PGHA_REDIS_SENTINELS": ",".join(cache.endpoints),
-        "PGHA_REDIS_SENTINEL_PASSWORD": sentinel_password(cfg.secrets.redis),
-        "PGHA_CACHE_FAILOVER_GUARD": str(cfg.cache_failover_guard).lower(),
-        # A write waits up to 1 s for its fence rather than the reads' 50 ms: a fence that
-        # times out is queued, and until it is replayed other instances can serve the old
-        # body (service/README.md, "Limitations"); on a loaded host 50 ms is often missed.
-        "PGHA_FENCE_TIMEOUT_SECONDS": "1",
-    }
 else:
     cache = Cache(
         "redis",
         CacheArgs(
-            prefix=cfg.prefix,
+            scope=scope,
             image=images.redis,
-            network=network.name,
             password=cfg.secrets.redis,
             bind_address=cfg.bind_address,
             port=cfg.ports.redis,
-            labels=labels,
         ),
     )
-    redis_address = pulumi.Output.concat(cache.host, ":6379")
-    cache_env = {}
 
 
 def dsn(port: int) -> pulumi.Output[str]:
@@ -159,18 +138,16 @@ def dsn(port: int) -> pulumi.Output[str]:
 api = Api(
     "api",
     ApiArgs(
-        prefix=cfg.prefix,
+        scope=scope,
         image=images.api,
-        network=network.name,
         write_dsn=dsn(WRITE_PORT),
         read_dsn=dsn(READ_PORT),
-        redis_url=out.redis_url(cache.user, cfg.secrets.redis, redis_address),
-        extra_env=cache_env,
+        redis_url=out.redis_url(cache.user, cfg.secrets.redis, cache.redis_address),
+        extra_env=cache.api_env,
         cache_ttl_seconds=cfg.cache_ttl_seconds,
         read_fallback=cfg.read_fallback,
         workers=cfg.api_workers,
         replicas=cfg.api_replicas,
-        labels=labels,
     ),
     pulumi.ResourceOptions(depends_on=[proxy, cache]),
 )

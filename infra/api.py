@@ -17,15 +17,14 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from infra.containers import ContainerSpec, declare
+from infra.containers import ContainerSpec, Scope, declare
 from infra.haproxy_cfg import API_ALIAS
 
 
 @dataclass
 class ApiArgs:
-    prefix: str
+    scope: Scope
     image: pulumi.Input[str]
-    network: pulumi.Input[str]
     write_dsn: pulumi.Input[str]
     read_dsn: pulumi.Input[str]
     redis_url: pulumi.Input[str]
@@ -33,7 +32,6 @@ class ApiArgs:
     read_fallback: str
     workers: int
     replicas: int
-    labels: dict[str, str]
     # More PGHA_* variables (cacheMode sentinel's); none in single mode, so its env is as before.
     extra_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
@@ -54,11 +52,12 @@ class Api(pulumi.ComponentResource):
         previous: list[pulumi.Resource] = []
         for instance in instance_names(args.replicas):
             spec = ContainerSpec(
-                name=f"{args.prefix}-{instance}",
-                image=args.image,
-                network=args.network,
-                aliases=[API_ALIAS],
-                labels={**args.labels, "pgha.role": "api"},
+                args.scope,
+                instance,
+                "api",
+                args.image,
+                alias=API_ALIAS,
+                node_label=False,
                 envs={
                     "PGHA_WRITE_DSN": args.write_dsn,
                     "PGHA_READ_DSN": args.read_dsn,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra.containers import ContainerSpec, Port, declare
+from infra.containers import ContainerSpec, Port, Scope, declare
 
 REDIS_PORT = 6379
 REDIS_USER = "pgha"
@@ -14,13 +14,11 @@ REDIS_USER = "pgha"
 
 @dataclass
 class CacheArgs:
-    prefix: str
+    scope: Scope
     image: pulumi.Input[str]
-    network: pulumi.Input[str]
     password: pulumi.Input[str]
     bind_address: str
     port: int
-    labels: dict[str, str]
     maxmemory: str = "256mb"
 
 
@@ -34,11 +32,12 @@ class Cache(pulumi.ComponentResource):
     ) -> None:
         super().__init__("pgha:index:Cache", name, None, opts)
         spec = ContainerSpec(
-            name=f"{args.prefix}-redis",
-            image=args.image,
-            network=args.network,
-            aliases=[self.host],
-            labels={**args.labels, "pgha.role": "redis"},
+            args.scope,
+            "redis",
+            "redis",
+            args.image,
+            alias=self.host,
+            node_label=False,
             envs={
                 "PGHA_REDIS_PASSWORD": args.password,
                 "PGHA_REDIS_USER": REDIS_USER,
@@ -50,4 +49,7 @@ class Cache(pulumi.ComponentResource):
         )
         container = declare(name, spec, self)
         self.container = container.name
+        self.redis_address: pulumi.Input[str] = f"{self.host}:{REDIS_PORT}"
+        # Single mode adds nothing to the API's env, so its containers are as they were.
+        self.api_env: dict[str, pulumi.Input[str]] = {}
         self.register_outputs({"container": self.container})

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from infra.containers import ContainerSpec, declare_with_volume
+from infra.containers import ContainerSpec, Scope, declare_with_volume
 
 CLIENT_PORT = 2379
 PEER_PORT = 2380
@@ -33,11 +33,9 @@ def client_hosts(count: int) -> list[str]:
 
 @dataclass
 class ConsensusArgs:
-    prefix: str
+    scope: Scope
     image: pulumi.Input[str]
-    network: pulumi.Input[str]
     retain_data: bool
-    labels: dict[str, str]
     members: int = 3
 
 
@@ -57,11 +55,10 @@ class Consensus(pulumi.ComponentResource):
         self.containers, self.volumes, self.members = {}, {}, []
         for member in names:
             spec = ContainerSpec(
-                name=f"{args.prefix}-{member}",
-                image=args.image,
-                network=args.network,
-                aliases=[member],
-                labels={**args.labels, "pgha.role": "etcd", "pgha.node": member},
+                args.scope,
+                member,
+                "etcd",
+                args.image,
                 envs={
                     "ETCD_NAME": member,
                     "ETCD_LISTEN_CLIENT_URLS": f"http://0.0.0.0:{CLIENT_PORT}",
@@ -72,7 +69,7 @@ class Consensus(pulumi.ComponentResource):
                     # Only read on a member's first start; afterwards its data dir wins.
                     "ETCD_INITIAL_CLUSTER_STATE": "new",
                     # A member never joins another stack's cluster by mistake.
-                    "ETCD_INITIAL_CLUSTER_TOKEN": args.prefix,
+                    "ETCD_INITIAL_CLUSTER_TOKEN": args.scope.prefix,
                     # Patroni rewrites its keys every loop_wait: without compaction the
                     # revision history would grow until the 2 GiB quota stops all writes.
                     "ETCD_AUTO_COMPACTION_MODE": "periodic",
@@ -84,7 +81,7 @@ class Consensus(pulumi.ComponentResource):
             # No ordering between members: each is healthy only once a majority is up,
             # so they must start together.
             container, volume = declare_with_volume(
-                f"{name}-{member}", spec, DATA_PATH, args.labels, args.retain_data, self
+                f"{name}-{member}", spec, DATA_PATH, args.retain_data, self
             )
             self.members.append(container)
             self.containers[member] = container.name

@@ -25,15 +25,33 @@ class Port:
     ip: str
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Where every component's containers go: one per stack, in each component's args."""
+
+    # `pgha-<stack>`: container names start with it, and it is the network's name.
+    prefix: str
+    network: pulumi.Input[str]
+    # The stack's labels, which `pulumi destroy` checks and the tests select by.
+    labels: Mapping[str, str]
+
+
 @dataclass
 class ContainerSpec:
-    """The per-container part; `container_args` adds the shared hardening."""
+    """The per-container part; `container_args` adds the shared hardening.
 
-    name: str
+    The container is `<prefix>-<member>`, reachable on the network as `member` (or
+    `alias`), and labelled with the stack's labels plus its role. Members of a replicated
+    role (nodes, etcd members, Sentinels) also carry `pgha.node`, which the tests and the
+    bench select them by; singletons do not, so their labels stay as they were.
+    """
+
+    scope: Scope
+    member: str
+    role: str
     image: pulumi.Input[str]
-    network: pulumi.Input[str]
-    aliases: list[str]
-    labels: Mapping[str, str]
+    alias: str | None = None
+    node_label: bool = True
     envs: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     ports: Sequence[Port] = ()
     volumes: Sequence[docker.ContainerVolumeArgs] = ()
@@ -44,6 +62,15 @@ class ContainerSpec:
     # Seconds `docker stop` (and delete) waits before SIGKILL.
     stop_timeout: int = 10
     wait_timeout: int = 120
+
+    @property
+    def name(self) -> str:
+        return f"{self.scope.prefix}-{self.member}"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        node = {"pgha.node": self.member} if self.node_label else {}
+        return {**self.scope.labels, "pgha.role": self.role, **node}
 
 
 def label_args(labels: Mapping[str, str]) -> list[docker.ContainerLabelArgs]:
@@ -61,7 +88,9 @@ def container_args(spec: ContainerSpec) -> docker.ContainerArgs:
         image=spec.image,
         envs=env_list(spec.envs),
         networks_advanced=[
-            docker.ContainerNetworksAdvancedArgs(name=spec.network, aliases=spec.aliases)
+            docker.ContainerNetworksAdvancedArgs(
+                name=spec.scope.network, aliases=[spec.alias or spec.member]
+            )
         ],
         ports=[
             docker.ContainerPortArgs(internal=p.internal, external=p.external, ip=p.ip)
@@ -108,14 +137,13 @@ def declare_with_volume(
     name: str,
     spec: ContainerSpec,
     data_path: str,
-    volume_labels: Mapping[str, str],
     retain: bool,
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource] = (),
 ) -> tuple[docker.Container, docker.Volume]:
     """`declare`, plus the member's own data volume (`<container>-data`) at `data_path`.
 
-    The volume carries `volume_labels` (the stack's), not the container's role labels:
+    The volume carries the stack's labels, not the container's role labels:
     changing a volume's labels replaces it, data and all. It is kept on destroy if `retain`.
     """
     volume = docker.Volume(
@@ -123,7 +151,8 @@ def declare_with_volume(
         docker.VolumeArgs(
             name=f"{spec.name}-data",
             labels=[
-                docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(volume_labels.items())
+                docker.VolumeLabelArgs(label=k, value=v)
+                for k, v in sorted(spec.scope.labels.items())
             ],
         ),
         pulumi.ResourceOptions(parent=parent, retain_on_delete=retain),

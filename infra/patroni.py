@@ -42,7 +42,7 @@ def node_config(args: PatroniClusterArgs, node: str, network: list[object]) -> s
     """`node`'s Patroni config, once the network's CIDR and gateway are known."""
     return render(
         PatroniNode(
-            scope=args.prefix,
+            scope=args.scope.prefix,
             name=node,
             etcd_hosts=args.etcd_hosts,
             network_cidr=str(network[0]),
@@ -69,11 +69,10 @@ class PatroniCluster(pulumi.ComponentResource):
         for node in ordered:
             config = network.apply(functools.partial(node_config, args, node))
             spec = ContainerSpec(
-                name=f"{args.prefix}-{node}",
-                image=args.image,
-                network=args.network,
-                aliases=[node],
-                labels={**args.labels, "pgha.role": "postgres", "pgha.node": node},
+                args.scope,
+                node,
+                "postgres",
+                args.image,
                 envs={
                     "PGHA_MODE": "patroni",
                     "PGHA_NODE": node,
@@ -102,7 +101,7 @@ class PatroniCluster(pulumi.ComponentResource):
             # (a new image) never has two of them down together.
             after = [previous] if previous else list(args.consensus)
             container, volume = declare_with_volume(
-                f"{name}-{node}", spec, DATA_ROOT, args.labels, args.retain_data, self, after
+                f"{name}-{node}", spec, DATA_ROOT, args.retain_data, self, after
             )
             previous = container
             self.containers[node] = container.name

@@ -13,15 +13,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from infra.containers import ContainerSpec, declare_with_volume
+from infra.containers import ContainerSpec, Scope, declare_with_volume
 from infra.failover import DATA_ROOT, ClusterRole, ClusterRoleArgs
 
 
 @dataclass
 class PostgresClusterArgs:
-    prefix: str
+    scope: Scope
     image: pulumi.Input[str]
-    network: pulumi.Input[str]
     network_cidr: pulumi.Input[str]
     network_gateway: pulumi.Input[str]
     nodes: list[str]
@@ -30,7 +29,6 @@ class PostgresClusterArgs:
     app_password: pulumi.Input[str]
     replication_password: pulumi.Input[str]
     retain_data: bool
-    labels: dict[str, str]
 
 
 class PostgresCluster(pulumi.ComponentResource):
@@ -49,11 +47,10 @@ class PostgresCluster(pulumi.ComponentResource):
         first: docker.Container | None = None
         for node in args.nodes:
             spec = ContainerSpec(
-                name=f"{args.prefix}-{node}",
-                image=args.image,
-                network=args.network,
-                aliases=[node],
-                labels={**args.labels, "pgha.role": "postgres", "pgha.node": node},
+                args.scope,
+                node,
+                "postgres",
+                args.image,
                 envs={
                     "PGHA_NODE": node,
                     "PGHA_NODES": " ".join(args.nodes),
@@ -78,7 +75,6 @@ class PostgresCluster(pulumi.ComponentResource):
                 f"{name}-{node}",
                 spec,
                 DATA_ROOT,
-                args.labels,
                 args.retain_data,
                 self,
                 [first] if first else [],

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra.containers import ContainerSpec, Port, declare
+from infra.containers import ContainerSpec, Port, Scope, declare
 from infra.haproxy_cfg import (
     API_PORT,
     READ_PORT,
@@ -26,9 +26,8 @@ from infra.haproxy_cfg import (
 
 @dataclass
 class ProxyArgs:
-    prefix: str
+    scope: Scope
     image: pulumi.Input[str]
-    network: pulumi.Input[str]
     topology: ProxyTopology
     stats_password: pulumi.Input[str]
     bind_address: str
@@ -36,7 +35,6 @@ class ProxyArgs:
     read_port: int
     stats_port: int
     api_port: int
-    labels: dict[str, str]
 
 
 class Proxy(pulumi.ComponentResource):
@@ -52,11 +50,12 @@ class Proxy(pulumi.ComponentResource):
             lambda pw: render(args.topology, pw)
         )
         spec = ContainerSpec(
-            name=f"{args.prefix}-haproxy",
-            image=args.image,
-            network=args.network,
-            aliases=[self.host],
-            labels={**args.labels, "pgha.role": "haproxy"},
+            args.scope,
+            "haproxy",
+            "haproxy",
+            args.image,
+            alias=self.host,
+            node_label=False,
             envs={"PGHA_HAPROXY_CFG": config},
             ports=[
                 Port(WRITE_PORT, args.write_port, args.bind_address),

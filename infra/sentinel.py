@@ -31,7 +31,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from infra.containers import ContainerSpec, declare
+from infra.containers import ContainerSpec, Scope, declare
 from infra.sentinel_cfg import (
     API_USER,
     SENTINEL_PORT,
@@ -51,12 +51,12 @@ TMPFS = {"/tmp": "rw,noexec,nosuid,size=64m"}
 
 @dataclass
 class SentinelCacheArgs:
-    prefix: str
+    scope: Scope
     image: pulumi.Input[str]
-    network: pulumi.Input[str]
     password: pulumi.Output[str]
     timings: SentinelTimings
-    labels: dict[str, str]
+    # pgha:cacheFailoverGuard, passed on to the API (service/README.md).
+    failover_guard: bool = True
     nodes: int = 2
     sentinels: int = 3
     maxmemory: str = "256mb"
@@ -164,11 +164,10 @@ class SentinelCache(pulumi.ComponentResource):
                 functools.partial(_redis_conf, node, initial_primary, args.maxmemory)
             )
             spec = ContainerSpec(
-                name=f"{args.prefix}-{node}",
-                image=args.image,
-                network=args.network,
-                aliases=[node],
-                labels={**args.labels, "pgha.role": "redis", "pgha.node": node},
+                args.scope,
+                node,
+                "redis",
+                args.image,
                 envs={
                     "PGHA_REDIS_ROLE": "server",
                     "PGHA_REDIS_CONF": conf,
@@ -188,17 +187,16 @@ class SentinelCache(pulumi.ComponentResource):
                 functools.partial(
                     _sentinel_conf,
                     sentinel,
-                    sentinel_id(args.prefix, sentinel),
+                    sentinel_id(args.scope.prefix, sentinel),
                     initial_primary,
                     args.timings,
                 )
             )
             spec = ContainerSpec(
-                name=f"{args.prefix}-{sentinel}",
-                image=args.image,
-                network=args.network,
-                aliases=[sentinel],
-                labels={**args.labels, "pgha.role": "sentinel", "pgha.node": sentinel},
+                args.scope,
+                sentinel,
+                "sentinel",
+                args.image,
                 envs={
                     "PGHA_REDIS_ROLE": "sentinel",
                     "PGHA_REDIS_CONF": conf,
@@ -212,6 +210,18 @@ class SentinelCache(pulumi.ComponentResource):
             sentinels[sentinel] = container.name
         self.containers.update(sentinels)
         self.endpoints = [f"{s}:{SENTINEL_PORT}" for s in sentinels]
+        # The host part of the API's Redis URL is unused here (the Sentinels name the
+        # primary); it names the service so the URL still says what it points at.
+        self.redis_address: pulumi.Input[str] = "sentinel:6379"
+        self.api_env: dict[str, pulumi.Input[str]] = {
+            "PGHA_REDIS_SENTINELS": ",".join(self.endpoints),
+            "PGHA_REDIS_SENTINEL_PASSWORD": client_auth,
+            "PGHA_CACHE_FAILOVER_GUARD": str(args.failover_guard).lower(),
+            # A write waits up to 1 s for its fence rather than the reads' 50 ms: a fence
+            # that times out is queued, and until it is replayed other instances can serve
+            # the old body (service/README.md, "Limitations"); a loaded host often misses 50 ms.
+            "PGHA_FENCE_TIMEOUT_SECONDS": "1",
+        }
         observed = ObservedPrimary(
             f"{name}-primary", sentinels, pulumi.ResourceOptions(parent=self)
         )
