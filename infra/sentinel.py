@@ -22,14 +22,7 @@ from typing import Any
 
 import pulumi
 import pulumi_docker as docker
-from pulumi.dynamic import (
-    CreateResult,
-    DiffResult,
-    ReadResult,
-    Resource,
-    ResourceProvider,
-    UpdateResult,
-)
+from pulumi import dynamic
 
 from infra.containers import ContainerSpec, Scope, declare
 from infra.sentinel_cfg import (
@@ -93,28 +86,30 @@ def observe_primary(containers: Mapping[str, str]) -> str:
     return ""
 
 
-class _ObservedPrimaryProvider(ResourceProvider):
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        return CreateResult(
+class _ObservedPrimaryProvider(dynamic.ResourceProvider):
+    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        return dynamic.CreateResult(
             id_="redis-primary", outs={**props, "primary": observe_primary(props["sentinels"])}
         )
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
         live = observe_primary(news["sentinels"])
         changed = olds.get("sentinels") != news["sentinels"] or live != olds.get("primary")
-        return DiffResult(changes=changed, replaces=[])
+        return dynamic.DiffResult(changes=changed, replaces=[])
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs={**news, "primary": observe_primary(news["sentinels"])})
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
+        return dynamic.UpdateResult(outs={**news, "primary": observe_primary(news["sentinels"])})
 
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        return ReadResult(id_=id_, outs={**props, "primary": observe_primary(props["sentinels"])})
+    def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
+        return dynamic.ReadResult(
+            id_=id_, outs={**props, "primary": observe_primary(props["sentinels"])}
+        )
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         return None
 
 
-class ObservedPrimary(Resource, module="pgha", name="ObservedRedisPrimary"):
+class ObservedPrimary(dynamic.Resource, module="pgha", name="ObservedRedisPrimary"):
     primary: pulumi.Output[str]
 
     def __init__(

@@ -18,7 +18,8 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +135,18 @@ class Deployment:
 
         wait_until(ok, timeout, "every replica streaming from the primary")
 
+    @contextmanager
+    def stopped(self, roles: Sequence[str]) -> Iterator[None]:
+        """`roles`' containers stopped for the block, started again however it ends."""
+        held = [self.container(r) for r in roles]
+        for c in held:
+            c.stop()
+        try:
+            yield
+        finally:
+            for c in held:
+                c.start()
+
     def write(self, http: httpx.Client, name: str, within: float = 30.0) -> int:
         """POSTs a product, retrying 503s for `within` seconds (right after a failover the
         API's write pool may still be reconnecting); returns the new id."""
@@ -167,6 +180,18 @@ class Deployment:
             for r in rows
             if r["pxname"] == backend and r["svname"] not in ("FRONTEND", "BACKEND")
         }
+
+
+def miss_then_hit(http: httpx.Client, pid: int) -> httpx.Response:
+    """Two GETs of a product that is not cached: the first misses, the second is served
+    from the cache; returns the second."""
+    first = http.get(f"/products/{pid}")
+    second = http.get(f"/products/{pid}")
+    assert first.status_code == second.status_code == 200
+    assert first.headers["X-Cache"] == "MISS"
+    assert second.headers["X-Cache"] == "HIT"
+    assert second.headers["X-Read-Source"] == "cache"
+    return second
 
 
 def record(name: str, value: object) -> None:

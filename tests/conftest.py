@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# The harness asserts too (e.g. `miss_then_hit`): let pytest explain its failures.
+pytest.register_assert_rewrite("pgha_testkit")
+
 TIERS = {"unit", "service", "e2e", "e2e_patroni", "e2e_sentinel", "toolchain"}
 TESTS = Path(__file__).resolve().parent
 

@@ -5,19 +5,14 @@ from __future__ import annotations
 import redis
 
 from infra import outputs as out
-from pgha_testkit.deployment import Deployment
+from pgha_testkit.deployment import Deployment, miss_then_hit
 
 
 def test_get_misses_then_hits_and_put_invalidates(deployment: Deployment) -> None:
     cache = redis.Redis.from_url(deployment.outputs[out.REDIS_URL])
     with deployment.client() as http:
         pid = http.post("/products", json={"name": "cached", "price": 1, "stock": 1}).json()["id"]
-        first = http.get(f"/products/{pid}")
-        second = http.get(f"/products/{pid}")
-        assert first.status_code == second.status_code == 200
-        assert first.headers["X-Cache"] == "MISS"
-        assert second.headers["X-Cache"] == "HIT"
-        assert second.headers["X-Read-Source"] == "cache"
+        miss_then_hit(http, pid)
         ttl = cache.ttl(f"product:{pid}")
         assert 0 < ttl <= 60
         put = http.put(f"/products/{pid}", json={"name": "cached v2", "price": 2, "stock": 1})

@@ -47,22 +47,15 @@ def replicated_uncached(deployment: Deployment, name: str) -> int:
 
 def test_replica_down_reads_fail_clearly_in_strict_mode(deployment: Deployment) -> None:
     pid = replicated_uncached(deployment, "strict read")
-    replicas = [deployment.container(n) for n in deployment.replicas]
-    for c in replicas:
-        c.stop()
-    try:
-        with deployment.client() as http:
-            wait_until(lambda: http.get("/products?limit=1").status_code == 503, 10, "list 503")
-            listed = http.get("/products?limit=1")
-            assert listed.json()["error"] == "replica_unavailable"
-            got = http.get(f"/products/{pid}")
-            assert got.status_code == 503
-            assert got.json()["error"] == "replica_unavailable"
-            created = http.post("/products", json={"name": "w", "price": 1, "stock": 1})
-            assert created.status_code == 201
-    finally:
-        for c in replicas:
-            c.start()
+    with deployment.stopped(deployment.replicas), deployment.client() as http:
+        wait_until(lambda: http.get("/products?limit=1").status_code == 503, 10, "list 503")
+        listed = http.get("/products?limit=1")
+        assert listed.json()["error"] == "replica_unavailable"
+        got = http.get(f"/products/{pid}")
+        assert got.status_code == 503
+        assert got.json()["error"] == "replica_unavailable"
+        created = http.post("/products", json={"name": "w", "price": 1, "stock": 1})
+        assert created.status_code == 201
     deployment.wait_streaming()
 
 
@@ -74,22 +67,15 @@ def test_replica_down_reads_fall_back_to_the_primary_when_configured(
         with deployment.client() as http:
             wait_until(lambda: http.get("/ready").status_code == 200, 30, "API ready")
         pid = replicated_uncached(deployment, "fallback read")
-        replicas = [deployment.container(n) for n in deployment.replicas]
-        for c in replicas:
-            c.stop()
-        try:
-            with deployment.client() as http:
-                wait_until(
-                    lambda: http.get("/products?limit=1").headers.get("X-Read-Source") == "primary",
-                    10,
-                    "list reads from the primary",
-                )
-                got = http.get(f"/products/{pid}")
-            assert got.status_code == 200
-            assert got.headers["X-Read-Source"] == "primary"
-        finally:
-            for c in replicas:
-                c.start()
+        with deployment.stopped(deployment.replicas), deployment.client() as http:
+            wait_until(
+                lambda: http.get("/products?limit=1").headers.get("X-Read-Source") == "primary",
+                10,
+                "list reads from the primary",
+            )
+            got = http.get(f"/products/{pid}")
+        assert got.status_code == 200
+        assert got.headers["X-Read-Source"] == "primary"
     finally:
         deployment.up(readFallback="none")
     deployment.wait_streaming()

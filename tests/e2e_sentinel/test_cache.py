@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pgha_testkit import sentinel
-from pgha_testkit.deployment import Deployment
+from pgha_testkit.deployment import Deployment, miss_then_hit
 from pgha_testkit.poll import wait_until
 
 
@@ -21,12 +21,7 @@ def test_get_misses_then_hits_and_put_invalidates(deployment: Deployment) -> Non
             "every instance using the cache",
         )
         sentinel.ask(deployment, primary, "DEL", f"product:{pid}")
-        first = http.get(f"/products/{pid}")
-        second = http.get(f"/products/{pid}")
-        assert first.status_code == second.status_code == 200
-        assert first.headers["X-Cache"] == "MISS"
-        assert second.headers["X-Cache"] == "HIT"
-        assert second.headers["X-Read-Source"] == "cache"
+        miss_then_hit(http, pid)
         # The body is tagged with the primary's epoch (its replication id).
         epoch = sentinel.info(deployment, primary)["master_replid"]
         stored = sentinel.ask(deployment, primary, "GET", f"product:{pid}")

@@ -73,12 +73,18 @@ def test_fast_path_hit_is_byte_identical_to_the_route(
     assert json.loads(fast.content) == product
 
 
+def cached(client: httpx.Client, product: dict[str, Any]) -> int:
+    """Reads `product` until the fast path serves it from the cache; returns its id."""
+    pid = int(product["id"])
+    client.get(f"/products/{pid}")
+    assert client.get(f"/products/{pid}").headers["x-cache"] == "HIT"
+    return pid
+
+
 def test_fast_path_does_not_serve_a_body_below_the_fence(
     client: httpx.Client, rds: redis.Redis, product: dict[str, Any]
 ) -> None:
-    pid = product["id"]
-    client.get(f"/products/{pid}")
-    assert client.get(f"/products/{pid}").headers["x-cache"] == "HIT"
+    pid = cached(client, product)
     # Another instance committed version 2: the cached version 1 must not be served.
     rds.set(f"product:{pid}:fence", 2)
     behind = client.get(f"/products/{pid}")
@@ -89,9 +95,7 @@ def test_fast_path_does_not_serve_a_body_below_the_fence(
 def test_fast_path_does_not_serve_a_body_under_a_tombstone(
     client: httpx.Client, rds: redis.Redis, product: dict[str, Any]
 ) -> None:
-    pid = product["id"]
-    client.get(f"/products/{pid}")
-    assert client.get(f"/products/{pid}").headers["x-cache"] == "HIT"
+    pid = cached(client, product)
     rds.set(f"product:{pid}:fence", -2)  # deleted at level 2, by someone else
     assert client.get(f"/products/{pid}").headers["x-cache"] == "MISS"
 

@@ -21,6 +21,8 @@ from bench.report import (
     write_outputs,
 )
 
+LAG = {"samples": 3, "p50_ms": 1.0, "p99_ms": 250.0, "max_ms": 250.0, "behind_bytes_max": 4096}
+
 
 def http(rate: float, p50: float, **extra: Any) -> dict[str, Any]:
     return {
@@ -66,25 +68,8 @@ def fixed_report() -> Report:
             "pg_write_direct": pgbench(1000.0),
             "pg_write_haproxy": pgbench(800.0),
         },
-        replication_lag={
-            "interval_s": 0.1,
-            "overall": {
-                "samples": 3,
-                "p50_ms": 1.0,
-                "p99_ms": 250.0,
-                "max_ms": 250.0,
-                "behind_bytes_max": 4096,
-            },  # fmt: skip
-            "phases": {
-                "api_post": {
-                    "samples": 3,
-                    "p50_ms": 1.0,
-                    "p99_ms": 250.0,
-                    "max_ms": 250.0,
-                    "behind_bytes_max": 4096,
-                }
-            },  # fmt: skip
-        },
+        # One phase, so the overall lag is that phase's.
+        replication_lag={"interval_s": 0.1, "overall": LAG, "phases": {"api_post": LAG}},
         warnings=["the host was not idle."],
     )
     evaluate(report)
