@@ -71,38 +71,12 @@ def http_phase(b: Bench) -> None:
             b.wrk("bare", bare_path, "plain.lua", [], o.duration, server=b.bare_name)
         )
 
-    def hit(r: int) -> None:
-        b.warm(b.hit_sets[r])
-        args = [str(b.hit_sets[r]), "cycle", str(o.threads)]
-        if o.warmup:
-            b.wrk("hit warm-up", api_url, "get_ids.lua", args, o.warmup)
-        runs["api_hit"].append(
-            b.wrk("api_hit", api_url, "get_ids.lua", args, o.duration, server=api)
-        )
+    def reads(r: int, name: str, args: list[str], probe_args: list[str]) -> None:
+        runs[name].append(b.wrk(name, api_url, "get_ids.lua", args, o.duration, server=api))
         if r == 0:
-            # Service time without queueing: one connection, cache still warm.
+            # Service time without queueing: one connection, on the same kind of ids.
             probe = b.wrk(
-                "api_hit_c1",
-                api_url,
-                "get_ids.lua",
-                args,
-                o.probe_seconds,
-                server=api,
-                connections=1,
-            )
-            b.record("api_hit_c1", probe)
-
-    def miss(r: int) -> None:
-        log(f"cache misses over {len(b.ids[b.miss_sets[r]]):,} never-read ids")
-        args = [str(b.miss_sets[r]), "once", str(o.threads)]
-        runs["api_miss"].append(
-            b.wrk("api_miss", api_url, "get_ids.lua", args, o.duration, server=api)
-        )
-        if r == 0:
-            assert b.probe_set is not None
-            probe_args = [str(b.probe_set), "once", "1"]
-            probe = b.wrk(
-                "api_miss_c1",
+                f"{name}_c1",
                 api_url,
                 "get_ids.lua",
                 probe_args,
@@ -110,7 +84,21 @@ def http_phase(b: Bench) -> None:
                 server=api,
                 connections=1,
             )
-            b.record("api_miss_c1", probe)
+            b.record(f"{name}_c1", probe)
+
+    def hit(r: int) -> None:
+        b.warm(b.hit_sets[r])
+        args = [str(b.hit_sets[r]), "cycle", str(o.threads)]
+        if o.warmup:
+            b.wrk("hit warm-up", api_url, "get_ids.lua", args, o.warmup)
+        # The probe reads the same ids: the cache is still warm.
+        reads(r, "api_hit", args, args)
+
+    def miss(r: int) -> None:
+        log(f"cache misses over {len(b.ids[b.miss_sets[r]]):,} never-read ids")
+        assert b.probe_set is not None
+        args = [str(b.miss_sets[r]), "once", str(o.threads)]
+        reads(r, "api_miss", args, [str(b.probe_set), "once", "1"])
 
     db_url, db_name = b.db_anchor()
     if o.warmup:
