@@ -6,26 +6,21 @@
 -- runner reports (re-reads of a just-filled id would be cache hits).
 dofile(os.getenv("PGHA_BENCH_LUA") .. "/report.lua")
 
-local ids = {}
-local pos = 0
+local next_id
 local mode = "cycle"
 
 function init(args)
-  local path, threads = args[1], tonumber(args[3]) or 1
   mode = args[2] or "cycle"
-  ids = thread_slice(path, threads)
+  next_id = id_cursor(args[1], tonumber(args[3]) or 1)
 end
 
 function request()
-  pos = pos + 1
-  if pos > #ids then
-    pos = 1
-    if mode == "once" then
-      -- Counted per wrap-around; the runner turns it into a warning.
-      c_repeats = c_repeats + #ids
-    end
+  local id, wrapped, size = next_id()
+  if wrapped and mode == "once" then
+    -- Counted per wrap-around; the runner turns it into a warning.
+    c_repeats = c_repeats + size
   end
-  return wrk.format("GET", "/products/" .. ids[pos])
+  return wrk.format("GET", "/products/" .. id)
 end
 
 function response(status, headers, body)

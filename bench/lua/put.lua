@@ -4,26 +4,22 @@
 -- the figure measures the write path, not row-lock waits.
 dofile(os.getenv("PGHA_BENCH_LUA") .. "/report.lua")
 
-local ids = {}
-local pos = 0
+local next_id
 local prefix = "bench"
+local sent = 0
 
 function init(args)
-  local path, threads = args[1], tonumber(args[3]) or 1
   prefix = (args[2] or prefix) .. "-put"
-  ids = thread_slice(path, threads)
+  next_id = id_cursor(args[1], tonumber(args[3]) or 1)
   wrk.headers["Content-Type"] = "application/json"
 end
 
 function request()
-  pos = pos + 1
-  if pos > #ids then
-    pos = 1
-  end
-  local id = ids[pos]
+  local id = next_id()
+  sent = sent + 1
   local body = string.format(
     '{"name":"%s-%s","price":"%d.%02d","stock":%d,"description":"updated by pgha bench"}',
-    prefix, id, pos % 1000, pos % 100, pos % 500)
+    prefix, id, sent % 1000, sent % 100, sent % 500)
   return wrk.format("PUT", "/products/" .. id, nil, body)
 end
 

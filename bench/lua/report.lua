@@ -111,3 +111,17 @@ function thread_slice(path, threads)
   end
   return mine
 end
+
+-- This thread's slice of an id list as a cursor: each call returns the next id, and
+-- whether the slice just started over (so a `once` script can count its re-reads).
+function id_cursor(path, threads)
+  local ids, pos = thread_slice(path, threads), 0
+  return function()
+    pos = pos + 1
+    if pos > #ids then
+      pos = 1
+      return ids[pos], true, #ids
+    end
+    return ids[pos], false, #ids
+  end
+end
