@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
@@ -22,12 +22,12 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from .cache_lua import FENCE_LUA, FILL_EPOCH_LUA, FILL_LUA
 from .config import Settings
 from .metrics import Metrics
 from .recovery import CircuitBreaker
 from .redispipe import RedisPipe
 from .sentinel import (
-    FILL_EPOCH_LUA,
     EpochClock,
     make_sentinel,
     master_client,
@@ -41,38 +41,6 @@ log = logging.getLogger("pgha.cache")
 REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 # Fence scripts replayed at once after an outage: enough to keep the pool's connections busy.
 REPLAY_BATCH = 64
-
-# Raise the fence to max(current, new) and drop the cached body, atomically: a reader can
-# never see the new fence next to a body that the write has made obsolete.
-FENCE_LUA = """
-local new = tonumber(ARGV[1])
-local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
-local new_level = math.abs(new)
-local cur_level = math.abs(cur)
-if new_level > cur_level or (new_level == cur_level and new < 0 and cur >= 0) then
-  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
-end
-redis.call('DEL', KEYS[1])
-return 1
-"""
-
-# Install a body only if it is at least as new as the fence and newer than what is cached:
-# a reader that fetched an old row before a write cannot re-install it after the write.
-FILL_LUA = """
-local version = tonumber(ARGV[1])
-local fence = redis.call('GET', KEYS[2])
-if fence then
-  fence = tonumber(fence)
-  if fence < 0 or version < fence then return 0 end
-end
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local cur_version = tonumber(string.match(cur, '^(%d+)|'))
-  if cur_version and cur_version >= version then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-return 1
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,12 +158,7 @@ def make_client(settings: Settings) -> Redis:
             settings,
             username=settings.redis_user,
             password=settings.redis_password,
-            socket_timeout=None,
-            socket_connect_timeout=settings.redis_timeout_seconds,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-            client_name="pgha-api",
-            driver_info=None,
+            **connection_options(settings),
         )
     pool = BlockingConnectionPool.from_url(
         settings.redis_url.get_secret_value(),
@@ -203,20 +166,27 @@ def make_client(settings: Settings) -> Redis:
         # one connection each at the same moment and blow the tens-of-ms budget connecting.
         max_connections=settings.redis_max_connections,
         timeout=None,
+        **connection_options(settings),
+    )
+    return Redis.from_pool(pool)
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """How every cache connection behaves, single or sentinel mode."""
+    return {
         # Every call is wrapped in asyncio.timeout(PGHA_REDIS_TIMEOUT_SECONDS), which also
         # covers waiting for a pooled connection and connecting; redis-py drops a connection
         # whose command was cancelled, so no reply can be misread later. A second per-read
         # timeout inside redis-py would only add overhead to the hit path.
-        socket_timeout=None,
-        socket_connect_timeout=settings.redis_timeout_seconds,
+        "socket_timeout": None,
+        "socket_connect_timeout": settings.redis_timeout_seconds,
         # No client-side retries: the breaker decides when Redis is worth trying again.
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=0,
-        client_name="pgha-api",
+        "retry": Retry(NoBackoff(), 0),
+        "health_check_interval": 0,
+        "client_name": "pgha-api",
         # No CLIENT SETINFO: less handshake work per new connection.
-        driver_info=None,
-    )
-    return Redis.from_pool(pool)
+        "driver_info": None,
+    }
 
 
 class LoopLag:

@@ -30,31 +30,6 @@ SENTINEL_TIMEOUT_SECONDS = 0.5
 # Epochs are 40 hex digits; a body in sentinel mode is b"<version>|<epoch>|<json>".
 EPOCH_LENGTH = 40
 
-# Fill, as FILL_LUA in app/cache.py, plus the epoch: the node's own replication id goes into
-# the body, and a cached body of another epoch never blocks a fill (it is unservable).
-# ARGV[4] is the epoch the reader's lookup saw: a reader that missed on one primary and fills
-# on the next (a slow read across a failover) may hold a row older than a fence the first
-# primary acknowledged and lost, so its fill is refused.
-FILL_EPOCH_LUA = """
-local info = redis.call('INFO', 'replication')
-if string.match(info, 'role:(%a+)') ~= 'master' then return 0 end
-local epoch = string.match(info, 'master_replid:(%x+)')
-if ARGV[4] ~= '' and ARGV[4] ~= epoch then return 0 end
-local version = tonumber(ARGV[1])
-local fence = redis.call('GET', KEYS[2])
-if fence then
-  fence = tonumber(fence)
-  if fence < 0 or version < fence then return 0 end
-end
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local cur_version, cur_epoch = string.match(cur, '^(%d+)|(%x+)|')
-  if cur_epoch == epoch and tonumber(cur_version) >= version then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. epoch .. '|' .. ARGV[2], 'EX', ARGV[3])
-return 1
-"""
-
 
 class NotAPrimary(RedisConnectionError):
     """The node Sentinel named is not (or no longer) a primary: never used, like a refusal."""
