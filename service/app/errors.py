@@ -31,30 +31,31 @@ class ApiError(Exception):
         self.detail = detail
         self.headers = dict(headers or {})
 
-
-class NotFound(ApiError):
-    status_code = 404
-    code = "not_found"
-
-
-class VersionMismatch(ApiError):
-    status_code = 412
-    code = "version_mismatch"
+    def __init_subclass__(cls, *, status: int, code: str, **kwargs: Any) -> None:
+        # Each error is its status and its JSON `error` code, declared on the class line.
+        super().__init_subclass__(**kwargs)
+        cls.status_code = status
+        cls.code = code
 
 
-class IdempotencyConflict(ApiError):
-    status_code = 409
-    code = "idempotency_key_reused"
+class NotFound(ApiError, status=404, code="not_found"):
+    """No product has that id."""
 
 
-class PrimaryUnavailable(ApiError):
-    status_code = 503
-    code = "primary_unavailable"
+class VersionMismatch(ApiError, status=412, code="version_mismatch"):
+    """If-Match names a version the row no longer has."""
 
 
-class ReplicaUnavailable(ApiError):
-    status_code = 503
-    code = "replica_unavailable"
+class IdempotencyConflict(ApiError, status=409, code="idempotency_key_reused"):
+    """An Idempotency-Key came back with a different request body."""
+
+
+class PrimaryUnavailable(ApiError, status=503, code="primary_unavailable"):
+    """The write path (HAProxy's write port, the primary) does not answer."""
+
+
+class ReplicaUnavailable(ApiError, status=503, code="replica_unavailable"):
+    """The read path does not answer, and reads may not fall back to the primary."""
 
 
 class PayloadTooLarge(StarletteHTTPException):
