@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-from .cache import Fence, Lookup, ProductCache
+from .cache import ProductCache
 from .config import Settings
 from .db import Database, DatabaseUnavailable, IdempotencyKeyReused, Source, VersionConflict
 from .errors import (
@@ -16,6 +16,7 @@ from .errors import (
     ReplicaUnavailable,
     VersionMismatch,
 )
+from .fence import Fence, Lookup
 from .metrics import Metrics
 from .models import ProductIn, ProductRow
 

@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from starlette.types import Receive, Scope, Send
 
-from .cache import Lookup
+from .fence import Lookup
 from .models import INT8_MAX
 
 log = logging.getLogger("pgha.fastpath")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.cache import lookup_command
 from app.fastpath import parse_product_id
+from app.fence import lookup_command
 from app.models import INT8_MAX
 from app.redispipe import encode_command
 
