@@ -6,7 +6,7 @@ STACK ?= dev
 PGHA_TEST_NODES ?= pg-0 pg-1
 ENV := source scripts/env.sh &&
 
-.PHONY: setup up down destroy test test-fast test-unit test-service test-e2e test-e2e-patroni test-e2e-sentinel test-e2e-multihost hosts-up hosts-down lint failover patronictl shell preview outputs clean bench chaos chaos-patroni
+.PHONY: setup up down destroy test test-fast test-unit test-service test-e2e test-e2e-patroni test-e2e-sentinel test-e2e-multihost hosts-up hosts-down lint failover patronictl shell preview outputs clean bench chaos chaos-patroni bench-multihost
 
 setup:
 	./scripts/setup.sh
@@ -76,7 +76,7 @@ hosts-down:
 # A stack spread over the 3 test-bed hosts (pgha:hosts): placement, streaming across hosts,
 # MISS then HIT, a host failure. Brings the hosts up itself; `make hosts-down` removes them.
 test-e2e-multihost: hosts-up
-	$(ENV) pytest -q tests/e2e_multihost
+	$(ENV) PGHA_TEST_NODES="pg-0 pg-1 pg-2" pytest -q tests/e2e_multihost
 
 # Every tier but e2e_patroni and e2e_sentinel, which have their own targets (and their own
 # lines in .ci/run).
@@ -102,3 +102,8 @@ shell:
 
 clean:
 	rm -rf .tools .venv service/.wheels
+
+# Host-failure RTO over 3 fresh DinD hosts (median of 3) next to the single-host container
+# kill, and the cold `pulumi up` time: bench/results/multihost-<time>.md (about 20 minutes).
+bench-multihost: setup
+	$(ENV) python -m bench.multihost $(ARGS)
