@@ -33,7 +33,7 @@ def _multihost(kills: int) -> dict[str, Any]:
     subprocess.run([str(hosts.SCRIPT), "down", "3"], check=True)
     bed = hosts.bring_up(3)
     deployed = multihost.throwaway(bed)
-    rtos, lost = [], 0
+    rtos, lost, up_s = [], 0, 0.0
     try:
         up_s = multihost.deploy(deployed, bed)
         log(f"cold pulumi up over 3 hosts: {up_s:.0f} s")
