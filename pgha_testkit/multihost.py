@@ -53,11 +53,17 @@ def deploy(deployed: Deployment, bed: Sequence[hosts.TestHost]) -> float:
 
 
 def lead_off(deployment: Deployment, host: str) -> str:
-    """Moves the leader off `host` (the API's host must survive the failure); the leader."""
+    """Moves the leader off `host` (the API's host must survive the failure); the leader.
+
+    In synchronous mode Patroni accepts only the synchronous standby as a switchover
+    candidate (412 otherwise), so that one is preferred when it is off `host`.
+    """
     leader = patroni.wait_whole(deployment)
     if deployment.host_of(leader) != host:
         return leader
-    target = next(n for n in patroni.pg_nodes(deployment) if deployment.host_of(n) != host)
+    roles = {str(m["name"]): m.get("role") for m in patroni.members(deployment)}
+    away = [n for n in patroni.pg_nodes(deployment) if deployment.host_of(n) != host]
+    target = next((n for n in away if roles.get(n) == "sync_standby"), away[0])
     status, body = patroni.request(
         deployment, target, "POST", "/switchover", {"leader": leader, "candidate": target}
     )
