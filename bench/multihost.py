@@ -39,7 +39,7 @@ def _multihost(kills: int, warm: bool) -> dict[str, Any]:
     rtos, lost, up_s = [], 0, 0.0
     try:
         up_s = multihost.deploy(deployed, bed)
-        log(f"cold pulumi up over 3 hosts: {up_s:.0f} s")
+        log(f"pulumi up over 3 hosts ({'warm' if warm else 'cold'}): {up_s:.0f} s")
         for i in range(kills):
             failure = multihost.host_failure(deployed, bed, f"bench-host-{i}-{time.time_ns()}")
             rtos.append(round(failure.rto_s, 2))
