@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from infra.placement import MultiHost, ServicePorts, parse
 from infra.sentinel_cfg import SentinelTimings
 
 # The secret config keys (pgha namespace), by `Secrets` field: test stacks and tools
@@ -77,6 +78,9 @@ class StackConfig:
     # The API's failover guard (cache epoch, grace, primary reads while bypassing); off only
     # to demonstrate what it prevents (tests/e2e_sentinel/test_stale_reads.py).
     cache_failover_guard: bool = True
+    # pgha:hosts and pgha:placement (infra/placement.py); None: everything on the local
+    # engine, exactly as before they existed.
+    multihost: MultiHost | None = None
 
     @property
     def replicas(self) -> list[str]:
@@ -130,6 +134,29 @@ def load() -> StackConfig:
             "pgha:sentinelDownAfterMs must be at least 100 and at most "
             "pgha:sentinelFailoverTimeoutMs"
         )
+    ports = Ports(
+        api=cfg.get_int("apiPort") or 8000,
+        write=cfg.get_int("writePort") or 5432,
+        read=cfg.get_int("readPort") or 5433,
+        redis=cfg.get_int("redisPort") or 6379,
+        stats=cfg.get_int("statsPort") or 8404,
+    )
+    raw_hosts = cfg.get_object("hosts")
+    multihost = None
+    if raw_hosts is not None:
+        multihost = parse(
+            raw_hosts,
+            cfg.get_object("placement"),
+            cfg.get_object("hostPorts"),
+            nodes=nodes,
+            failover_mode=failover_mode,
+            cache_mode=cache_mode,
+            services=ServicePorts(
+                api=ports.api, write=ports.write, read=ports.read, redis=ports.redis
+            ),
+        )
+    elif cfg.get_object("placement") is not None:
+        raise ValueError("pgha:placement needs pgha:hosts (the hosts it names)")
     return StackConfig(
         prefix=f"{pulumi.get_project()}-{pulumi.get_stack()}",
         nodes=nodes,
@@ -140,13 +167,7 @@ def load() -> StackConfig:
         read_fallback=read_fallback,
         failover_mode=failover_mode,
         bind_address=cfg.get("bindAddress") or "127.0.0.1",
-        ports=Ports(
-            api=cfg.get_int("apiPort") or 8000,
-            write=cfg.get_int("writePort") or 5432,
-            read=cfg.get_int("readPort") or 5433,
-            redis=cfg.get_int("redisPort") or 6379,
-            stats=cfg.get_int("statsPort") or 8404,
-        ),
+        ports=ports,
         base_image=cfg.get("baseImage") or "debian:bookworm-slim",
         retain_data=cfg.get_bool("retainData") or False,
         api_workers=cfg.get_int("apiWorkers") or 1,
@@ -155,4 +176,5 @@ def load() -> StackConfig:
         cache_mode=cache_mode,
         sentinel_timings=timings,
         cache_failover_guard=cfg.get_bool("cacheFailoverGuard") is not False,
+        multihost=multihost,
     )

@@ -10,12 +10,14 @@ PostgreSQL nodes talk to it. Members are configured with ETCD_* env only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_docker as docker
 
-from infra.containers import ContainerSpec, Scope, declare_with_volume
+from infra.containers import ContainerSpec, Port, Scope, declare_with_volume
 
 CLIENT_PORT = 2379
 PEER_PORT = 2380
@@ -32,11 +34,34 @@ def client_hosts(count: int) -> list[str]:
 
 
 @dataclass
+class MemberSite:
+    """Where one member runs when the stack spans hosts (pgha:hosts): its host's engine,
+    that host's stack network and image, and the address and ports its peers and
+    Patroni reach it at (published there)."""
+
+    provider: pulumi.ProviderResource
+    network: pulumi.Input[str]
+    image: pulumi.Input[str]
+    address: str
+    client_port: int
+    peer_port: int
+
+
+@dataclass
 class ConsensusArgs:
     scope: Scope
     image: pulumi.Input[str]
     retain_data: bool
     members: int = 3
+    # member name -> its site; empty: every member on the local engine, by alias.
+    sites: Mapping[str, MemberSite] = field(default_factory=dict)
+
+
+def _urls(member: str, site: MemberSite | None) -> tuple[str, str]:
+    """(client URL, peer URL) the member advertises."""
+    if site is None:
+        return f"http://{member}:{CLIENT_PORT}", f"http://{member}:{PEER_PORT}"
+    return f"http://{site.address}:{site.client_port}", f"http://{site.address}:{site.peer_port}"
 
 
 class Consensus(pulumi.ComponentResource):
@@ -50,21 +75,32 @@ class Consensus(pulumi.ComponentResource):
     ) -> None:
         super().__init__("pgha:index:Consensus", name, None, opts)
         names = member_names(args.members)
-        initial_cluster = ",".join(f"{m}=http://{m}:{PEER_PORT}" for m in names)
-        self.hosts = client_hosts(args.members)
+        urls = {m: _urls(m, args.sites.get(m)) for m in names}
+        initial_cluster = ",".join(f"{m}={urls[m][1]}" for m in names)
+        self.hosts = [urls[m][0].removeprefix("http://") for m in names]
         self.containers, self.volumes, self.members = {}, {}, []
         for member in names:
+            site = args.sites.get(member)
             spec = ContainerSpec(
-                args.scope,
+                # Across hosts each member joins its own host's stack network.
+                dataclasses.replace(args.scope, network=site.network) if site else args.scope,
                 member,
                 "etcd",
-                args.image,
+                site.image if site else args.image,
+                ports=(
+                    [
+                        Port(CLIENT_PORT, site.client_port, site.address),
+                        Port(PEER_PORT, site.peer_port, site.address),
+                    ]
+                    if site
+                    else []
+                ),
                 envs={
                     "ETCD_NAME": member,
                     "ETCD_LISTEN_CLIENT_URLS": f"http://0.0.0.0:{CLIENT_PORT}",
-                    "ETCD_ADVERTISE_CLIENT_URLS": f"http://{member}:{CLIENT_PORT}",
+                    "ETCD_ADVERTISE_CLIENT_URLS": urls[member][0],
                     "ETCD_LISTEN_PEER_URLS": f"http://0.0.0.0:{PEER_PORT}",
-                    "ETCD_INITIAL_ADVERTISE_PEER_URLS": f"http://{member}:{PEER_PORT}",
+                    "ETCD_INITIAL_ADVERTISE_PEER_URLS": urls[member][1],
                     "ETCD_INITIAL_CLUSTER": initial_cluster,
                     # Only read on a member's first start; afterwards its data dir wins.
                     "ETCD_INITIAL_CLUSTER_STATE": "new",
@@ -81,7 +117,12 @@ class Consensus(pulumi.ComponentResource):
             # No ordering between members: each is healthy only once a majority is up,
             # so they must start together.
             container, volume = declare_with_volume(
-                f"{name}-{member}", spec, DATA_PATH, args.retain_data, self
+                f"{name}-{member}",
+                spec,
+                DATA_PATH,
+                args.retain_data,
+                self,
+                provider=site.provider if site else None,
             )
             self.members.append(container)
             self.containers[member] = container.name

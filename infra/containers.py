@@ -118,13 +118,19 @@ def declare(
     spec: ContainerSpec,
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource] = (),
+    provider: pulumi.ProviderResource | None = None,
 ) -> docker.Container:
-    """The container of `spec`, as a child of `parent` (a component)."""
+    """The container of `spec`, as a child of `parent` (a component).
+
+    `provider` is the engine of the host it is placed on (pgha:placement); None inherits
+    the parent's, which is the local engine unless pgha:hosts is set.
+    """
     return docker.Container(
         name,
         container_args(spec),
         pulumi.ResourceOptions(
             parent=parent,
+            provider=provider,
             depends_on=list(depends_on),
             # Names are fixed per stack (`pgha-<stack>-<role>`) and so are host ports, so
             # a replaced container must be removed before its successor can be created.
@@ -140,6 +146,7 @@ def declare_with_volume(
     retain: bool,
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource] = (),
+    provider: pulumi.ProviderResource | None = None,
 ) -> tuple[docker.Container, docker.Volume]:
     """`declare`, plus the member's own data volume (`<container>-data`) at `data_path`.
 
@@ -155,8 +162,8 @@ def declare_with_volume(
                 for k, v in sorted(spec.scope.labels.items())
             ],
         ),
-        pulumi.ResourceOptions(parent=parent, retain_on_delete=retain),
+        pulumi.ResourceOptions(parent=parent, retain_on_delete=retain, provider=provider),
     )
     mount = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=data_path)
     with_volume = dataclasses.replace(spec, volumes=[*spec.volumes, mount])
-    return declare(name, with_volume, parent, depends_on), volume
+    return declare(name, with_volume, parent, depends_on, provider), volume

@@ -117,6 +117,9 @@ class ProxyTopology:
     checks: HealthChecks = MANUAL_CHECKS
     # API instances behind the HTTP frontend; 0 renders no frontend.
     api_instances: int = 0
+    # pgha:hosts only: node -> (address, PostgreSQL port, role-check port) published on
+    # its host; without it every node is reached by its alias on the stack network.
+    endpoints: tuple[tuple[str, str, int, int], ...] = ()
 
 
 def _api_frontend(instances: int) -> list[str]:
@@ -189,8 +192,14 @@ def _seconds(value: float) -> str:
     return f"{round(value * 1000)}ms"
 
 
+def _servers(topology: ProxyTopology) -> list[tuple[str, str, int, int]]:
+    """(name, address, port, check port) of every node."""
+    if topology.endpoints:
+        return list(topology.endpoints)
+    return [(n, n, PG_PORT, ROLE_PORT) for n in topology.nodes]
+
+
 def _backend(name: str, check: str, topology: ProxyTopology, balance: str) -> list[str]:
-    nodes = topology.nodes
     return [
         f"backend {name}",
         f"    balance {balance}",
@@ -199,8 +208,8 @@ def _backend(name: str, check: str, topology: ProxyTopology, balance: str) -> li
         # Sessions are cut when a node goes down, so database clients fail fast and
         # reconnect to whatever is healthy. (Not for the API: see _api_frontend.)
         *(
-            f"    server {n} {n}:{PG_PORT} check port {ROLE_PORT} on-marked-down shutdown-sessions"
-            for n in nodes
+            f"    server {n} {host}:{port} check port {check_port} on-marked-down shutdown-sessions"
+            for n, host, port, check_port in _servers(topology)
         ),
         "",
     ]

@@ -39,6 +39,8 @@ class ImagesArgs:
     prefix: str
     base_image: str
     extra: frozenset[str] = frozenset()
+    # pgha:hosts: exactly the roles placed on this host (each host builds what it runs).
+    only: frozenset[str] | None = None
 
 
 class Images(pulumi.ComponentResource):
@@ -55,7 +57,9 @@ class Images(pulumi.ComponentResource):
         super().__init__("pgha:index:Images", name, None, opts)
         ids: dict[str, pulumi.Output[str]] = {}
         for role, context in CONTEXTS.items():
-            if role in OPTIONAL and role not in args.extra:
+            if args.only is not None and role not in args.only:
+                continue
+            if args.only is None and role in OPTIONAL and role not in args.extra:
                 continue
             image = docker.Image(
                 f"{name}-{role}",
@@ -72,7 +76,8 @@ class Images(pulumi.ComponentResource):
                 pulumi.ResourceOptions(parent=self),
             )
             ids[role] = image.repo_digest
-        self.postgres, self.haproxy = ids["postgres"], ids["haproxy"]
-        self.redis, self.api = ids["redis"], ids["api"]
         self.ids = ids
+        if args.only is None:
+            self.postgres, self.haproxy = ids["postgres"], ids["haproxy"]
+            self.redis, self.api = ids["redis"], ids["api"]
         self.register_outputs(ids)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -69,6 +69,8 @@ class PreferredLeaderArgs:
     synchronous: bool
     # With it, no standby left means no commit (synchronous_mode_strict).
     synchronous_strict: bool = False
+    # node name -> Docker engine URL of its host (pgha:hosts); empty: the local engine.
+    engines: Mapping[str, str] = field(default_factory=dict)
 
 
 SYNC_KEYS = ("synchronous", "synchronous_strict")
@@ -153,8 +155,16 @@ def set_synchronous(api: Any, containers: Mapping[str, str], on: bool, strict: b
         raise LeaderError(f"PATCH /config {wanted} answered {status}: {body}")
 
 
+def _api(props: Mapping[str, Any]) -> Any:
+    """The local engine's client, or one per node container when the nodes are spread
+    over hosts (the `engines` input exists only then)."""
+    if props.get("engines"):
+        return dockerexec.engines(props["engines"], props["containers"])
+    return dockerexec.client().api
+
+
 def _reconcile(olds: dict[str, Any] | None, news: dict[str, Any]) -> dict[str, Any]:
-    api = dockerexec.client().api
+    api = _api(news)
     containers: dict[str, str] = news["containers"]
     leader = _wait_leader(api, containers, LEADER_TIMEOUT)
     if not leader:
@@ -176,10 +186,11 @@ class _PreferredLeaderProvider(ResourceProvider):
         return CreateResult(id_="preferred-leader", outs=_reconcile(None, props))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [k for k in ("preferred", "containers", *SYNC_KEYS) if olds.get(k) != news.get(k)]
+        keys = ("preferred", "containers", "engines", *SYNC_KEYS)
+        changed = [k for k in keys if olds.get(k) != news.get(k)]
         if not changed:
             # No change asked for; still record a leader that moved since (a failover).
-            live = observe_leader(dockerexec.client().api, news["containers"])
+            live = observe_leader(_api(news), news["containers"])
             changed = ["leader"] if live and live != olds.get("leader") else []
         return DiffResult(changes=bool(changed), replaces=[])
 
@@ -187,7 +198,7 @@ class _PreferredLeaderProvider(ResourceProvider):
         return UpdateResult(outs=_reconcile(olds, news))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        leader = observe_leader(dockerexec.client().api, props["containers"])
+        leader = observe_leader(_api(props), props["containers"])
         return ReadResult(id_=id_, outs={**props, "leader": leader})
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
@@ -204,15 +215,14 @@ class PreferredLeader(Resource, module="pgha", name="PreferredLeader"):
         args: PreferredLeaderArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(
-            _PreferredLeaderProvider(),
-            resource_name,
-            {
-                "preferred": args.preferred,
-                "containers": args.containers,
-                "synchronous": args.synchronous,
-                "synchronous_strict": args.synchronous_strict,
-                "leader": None,
-            },
-            opts,
-        )
+        props: dict[str, Any] = {
+            "preferred": args.preferred,
+            "containers": args.containers,
+            "synchronous": args.synchronous,
+            "synchronous_strict": args.synchronous_strict,
+            "leader": None,
+        }
+        # Only a spread stack has engines: a single-host stack's inputs stay as they were.
+        if args.engines:
+            props["engines"] = dict(args.engines)
+        super().__init__(_PreferredLeaderProvider(), resource_name, props, opts)

@@ -46,3 +46,9 @@ def postgres_dsn(password: Input[str], address: Input[str]) -> Output[str]:
 def redis_url(user: Input[str], password: Input[str], address: Input[str]) -> Output[str]:
     """A Redis URL for an ACL user at `address` (host:port), database 0, as a secret."""
     return Output.secret(Output.format("redis://{0}:{1}@{2}/0", user, password, address))
+
+
+# pgha:hosts only: logical name (node, etcd member, haproxy, redis, api-N) -> host name,
+# and host name -> its Docker engine URL.
+PLACEMENT = "placement"
+ENGINES = "engines"

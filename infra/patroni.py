@@ -16,16 +16,36 @@ give no isolation; its rotation would just be a second step.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_docker as docker
 
-from infra.containers import ContainerSpec, declare_with_volume
+from infra.containers import ContainerSpec, Port, declare_with_volume
 from infra.leader import PreferredLeader, PreferredLeaderArgs
-from infra.patroni_cfg import DATA_ROOT, SECRET_ENV, PatroniNode, render
+from infra.patroni_cfg import DATA_ROOT, PG_PORT, REST_PORT, SECRET_ENV, PatroniNode, render
 from infra.postgres import PostgresClusterArgs
+
+
+@dataclass
+class NodeSite:
+    """Where one node runs when the stack spans hosts (pgha:hosts): its host's engine
+    (`url` for PreferredLeader's calls), that host's stack network and image, and the
+    address and ports the other hosts reach it at (published there)."""
+
+    provider: pulumi.ProviderResource
+    url: str
+    network: pulumi.Input[str]
+    network_cidr: pulumi.Input[str]
+    image: pulumi.Input[str]
+    address: str
+    pg_port: int
+    rest_port: int
+    # Every used host's address: cross-host clients arrive from their host's address.
+    peers: tuple[str, ...]
 
 
 @dataclass
@@ -36,17 +56,36 @@ class PatroniClusterArgs(PostgresClusterArgs):
     # The etcd members: nodes start once they are healthy.
     consensus: list[docker.Container]
     synchronous_strict: bool = False
+    # node -> its site; empty: every node on the local engine, reached by its alias.
+    sites: Mapping[str, NodeSite] = field(default_factory=dict)
 
 
 def node_config(args: PatroniClusterArgs, node: str, network: list[object]) -> str:
     """`node`'s Patroni config, once the network's CIDR and gateway are known."""
+    site = args.sites.get(node)
+    if site is None:
+        return render(
+            PatroniNode(
+                scope=args.scope.prefix,
+                name=node,
+                etcd_hosts=args.etcd_hosts,
+                network_cidr=str(network[0]),
+                network_gateway=str(network[1]),
+            )
+        )
+    # No gateway rule across hosts: a client on the node's own host that dials the
+    # host's address arrives through Docker's proxy, from the gateway.
     return render(
         PatroniNode(
             scope=args.scope.prefix,
             name=node,
             etcd_hosts=args.etcd_hosts,
             network_cidr=str(network[0]),
-            network_gateway=str(network[1]),
+            network_gateway="",
+            connect_host=site.address,
+            pg_port=site.pg_port,
+            rest_port=site.rest_port,
+            peer_cidrs=tuple(f"{a}/32" for a in site.peers),
         )
     )
 
@@ -67,12 +106,24 @@ class PatroniCluster(pulumi.ComponentResource):
         # starts with the leader the config asks for (no switchover on create).
         ordered = [args.primary] + [n for n in args.nodes if n != args.primary]
         for node in ordered:
-            config = network.apply(functools.partial(node_config, args, node))
+            site = args.sites.get(node)
+            # A spread node's own host network (each host has one of its own).
+            net = pulumi.Output.all(site.network_cidr, "") if site else network
+            config = net.apply(functools.partial(node_config, args, node))
             spec = ContainerSpec(
-                args.scope,
+                # Across hosts each node joins its own host's stack network.
+                dataclasses.replace(args.scope, network=site.network) if site else args.scope,
                 node,
                 "postgres",
-                args.image,
+                site.image if site else args.image,
+                ports=(
+                    [
+                        Port(PG_PORT, site.pg_port, site.address),
+                        Port(REST_PORT, site.rest_port, site.address),
+                    ]
+                    if site
+                    else []
+                ),
                 envs={
                     "PGHA_MODE": "patroni",
                     "PGHA_NODE": node,
@@ -101,7 +152,13 @@ class PatroniCluster(pulumi.ComponentResource):
             # (a new image) never has two of them down together.
             after = [previous] if previous else list(args.consensus)
             container, volume = declare_with_volume(
-                f"{name}-{node}", spec, DATA_ROOT, args.retain_data, self, after
+                f"{name}-{node}",
+                spec,
+                DATA_ROOT,
+                args.retain_data,
+                self,
+                after,
+                site.provider if site else None,
             )
             previous = container
             self.containers[node] = container.name
@@ -113,6 +170,7 @@ class PatroniCluster(pulumi.ComponentResource):
                 containers={n: self.containers[n] for n in args.nodes},
                 synchronous=args.synchronous,
                 synchronous_strict=args.synchronous_strict,
+                engines={n: s.url for n, s in args.sites.items()},
             ),
             pulumi.ResourceOptions(parent=self),
         )

@@ -60,11 +60,18 @@ class PatroniNode:
     network_cidr: str
     # The host's own address on that network: rejected, as in manual mode.
     network_gateway: str
+    # pgha:hosts only: where peers reach this node (its host's address and the ports it
+    # publishes there), and the hosts' addresses, which cross-host clients come from.
+    connect_host: str = ""
+    pg_port: int = PG_PORT
+    rest_port: int = REST_PORT
+    peer_cidrs: tuple[str, ...] = ()
 
 
-def pg_hba(cidr: str, gateway: str) -> list[str]:
+def pg_hba(cidr: str, gateway: str, peers: tuple[str, ...] = ()) -> list[str]:
     """pgha-lib.sh `write_hba`'s rules (superuser on the local socket only), plus loopback
-    replication for Patroni itself."""
+    replication for Patroni itself; with `peers` (other hosts' addresses, pgha:hosts) the
+    same rules for each of them, since cross-host clients arrive from their host's address."""
     if not cidr:
         raise ValueError("the stack network's CIDR is required for pg_hba")
     rules = [
@@ -75,11 +82,13 @@ def pg_hba(cidr: str, gateway: str) -> list[str]:
     ]
     if gateway:
         rules.append(f"host all all {gateway}/32 reject")
-    return rules + [
-        f"host replication {REPLICATION_USER} {cidr} scram-sha-256",
-        f"host postgres {REWIND_USER} {cidr} scram-sha-256",
-        f"host {APP_DB} {APP_USER} {cidr} scram-sha-256",
-    ]
+    for source in (cidr, *peers):
+        rules += [
+            f"host replication {REPLICATION_USER} {source} scram-sha-256",
+            f"host postgres {REWIND_USER} {source} scram-sha-256",
+            f"host {APP_DB} {APP_USER} {source} scram-sha-256",
+        ]
+    return rules
 
 
 def dynamic_config() -> dict[str, Any]:
@@ -135,8 +144,9 @@ def render(node: PatroniNode) -> str:
         "log": {"level": "INFO"},
         "restapi": {
             "listen": f"0.0.0.0:{REST_PORT}",
-            # Peers and HAProxy reach each node by its network alias.
-            "connect_address": f"{node.name}:{REST_PORT}",
+            # Peers and HAProxy reach each node by its network alias, or across hosts at
+            # the port it publishes on its host's address.
+            "connect_address": f"{node.connect_host or node.name}:{node.rest_port}",
             # GETs (HAProxy's /primary and /replica) stay open; POST, PUT, PATCH and
             # DELETE need this user, password from PATRONI_RESTAPI_PASSWORD.
             "authentication": {"username": REST_USER},
@@ -157,7 +167,7 @@ def render(node: PatroniNode) -> str:
         },
         "postgresql": {
             "listen": f"0.0.0.0:{PG_PORT}",
-            "connect_address": f"{node.name}:{PG_PORT}",
+            "connect_address": f"{node.connect_host or node.name}:{node.pg_port}",
             "data_dir": PGDATA,
             "bin_dir": PG_BIN_DIR,
             # Patroni writes the replication password here for pg_basebackup and
@@ -170,7 +180,7 @@ def render(node: PatroniNode) -> str:
                 "replication": {"username": REPLICATION_USER},
                 "rewind": {"username": REWIND_USER},
             },
-            "pg_hba": pg_hba(node.network_cidr, node.network_gateway),
+            "pg_hba": pg_hba(node.network_cidr, node.network_gateway, node.peer_cidrs),
             "basebackup": [{"checkpoint": "fast"}],
             # A node whose rewind fails (its WAL diverged too far) rejoins by a fresh
             # clone instead of staying down. Manual mode keeps such data aside; here

@@ -49,6 +49,9 @@ class Deployment:
     stack: auto.Stack
     outputs: dict[str, Any] = field(default_factory=dict)
     docker: DockerClient = field(default_factory=nodes.docker_client)
+    # A stack spread over hosts (pgha:hosts): host name -> its engine's client. Which host
+    # a container is on comes from the `placement` output; empty: all on `docker`.
+    engines: dict[str, DockerClient] = field(default_factory=dict)
 
     @classmethod
     def throwaway(cls, node_names: Sequence[str]) -> Deployment:
@@ -77,19 +80,44 @@ class Deployment:
         return result
 
     def teardown(self) -> dict[str, list[str]]:
-        """Destroys and removes the stack; returns the Docker objects still labelled with it.
+        """Destroys and removes the stack; returns the Docker objects still labelled with it,
+        on every engine it used (as `host:name` when it spans hosts).
 
         pulumi_docker's Image keeps its local tag on destroy (documented), so a throwaway
         stack's tags go here too; the layers stay as build cache.
         """
         self.stack.destroy(on_output=log)
         self.stack.workspace.remove_stack(self.stack.name)
-        for role in CONTEXTS:
-            try:
-                self.docker.images.remove(image_name(self.prefix, role), noprune=True)
-            except docker.errors.ImageNotFound:
-                pass
-        return nodes.leftovers(self.prefix, client=self.docker)
+        left: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": []}
+        for host, client in (self.engines or {"": self.docker}).items():
+            for role in CONTEXTS:
+                try:
+                    client.images.remove(image_name(self.prefix, role), noprune=True)
+                except docker.errors.ImageNotFound:
+                    pass
+            for kind, names in nodes.leftovers(self.prefix, client=client).items():
+                left[kind] += [f"{host}:{n}" if host else n for n in names]
+        return left
+
+    def host_of(self, role: str) -> str:
+        """The host a container is placed on (a stack spread over hosts only)."""
+        return str(self.outputs[out.PLACEMENT][role])
+
+    def client_for(self, role: str) -> DockerClient:
+        """The Docker client of the engine that runs `role`'s container."""
+        if not self.engines:
+            return self.docker
+        return self.engines[self.host_of(role)]
+
+    def exec_api(self) -> Any:
+        """What `infra.dockerexec.run` takes: the local engine's low-level client, or, for a
+        stack spread over hosts, container name -> its engine's client."""
+        if not self.engines:
+            return self.docker.api
+        return {
+            str(name): self.client_for(role).api
+            for role, name in self.outputs[out.CONTAINERS].items()
+        }
 
     @property
     def api(self) -> str:
@@ -107,14 +135,14 @@ class Deployment:
         return str(self.outputs[out.CONTAINERS][role])
 
     def container(self, role: str) -> Container:
-        return self.docker.containers.get(self.container_name(role))
+        return self.client_for(role).containers.get(self.container_name(role))
 
     def sql(self, node: str, query: str, db: str = "pgha") -> str:
         """Runs SQL as the local superuser inside a node (peer auth, no password)."""
-        return nodes.sql(self.container_name(node), query, db=db, client=self.docker)
+        return nodes.sql(self.container_name(node), query, db=db, client=self.client_for(node))
 
     def role(self, node: str) -> str:
-        return nodes.role(self.container_name(node), client=self.docker)
+        return nodes.role(self.container_name(node), client=self.client_for(node))
 
     def client(self, timeout: float = 10.0) -> httpx.Client:
         return httpx.Client(base_url=self.api, timeout=timeout)

@@ -38,19 +38,19 @@ def _containers(deployment: Deployment) -> dict[str, str]:
 
 def members(deployment: Deployment) -> list[dict[str, Any]]:
     """Patroni's member list (name, role, state, timeline, lag), from any running node."""
-    return rest_members(deployment.docker.api, _containers(deployment))
+    return rest_members(deployment.exec_api(), _containers(deployment))
 
 
 def leader(deployment: Deployment) -> str:
     """The running leader, or "" while there is none."""
-    return observe_leader(deployment.docker.api, _containers(deployment))
+    return observe_leader(deployment.exec_api(), _containers(deployment))
 
 
 def request(
     deployment: Deployment, node: str, method: str, path: str, body: Any = None
 ) -> tuple[int, str]:
     """One authenticated (for non-GET) request to `node`'s REST API, from inside it."""
-    return rest(deployment.docker.api, deployment.container_name(node), method, path, body)
+    return rest(deployment.exec_api(), deployment.container_name(node), method, path, body)
 
 
 def writable(deployment: Deployment, node: str) -> bool | None:
@@ -104,14 +104,7 @@ def wait_whole(deployment: Deployment, timeout: float = 120, nodes_: Sequence[st
         ]
         if not_running:
             raise NotYet(f"not running: {not_running}")
-        streaming = set(
-            nodes.sql(
-                deployment.container_name(current),
-                nodes.STREAMING_SQL,
-                db="postgres",
-                client=deployment.docker,
-            ).split()
-        )
+        streaming = set(deployment.sql(current, nodes.STREAMING_SQL, db="postgres").split())
         behind = [n for n in replicas if n not in streaming]
         if behind:
             raise NotYet(f"not streaming from {current}: {behind}")
@@ -142,7 +135,9 @@ def settle(
     whether `old` is writable, and the ledger checked on that leader (the counts are
     recorded as `patroni_<name>_acked_writes` / `_lost_writes`)."""
     leader = wait_whole(deployment)
-    result = check(ledger, deployment.container_name(leader), tag, client=deployment.docker)
+    result = check(
+        ledger, deployment.container_name(leader), tag, client=deployment.client_for(leader)
+    )
     record(f"patroni_{name}_acked_writes", result.acked)
     record(f"patroni_{name}_lost_writes", result.lost)
     return leader, writable(deployment, old), result

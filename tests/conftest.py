@@ -3,7 +3,8 @@
 `unit`: pure logic, no servers, always runs. `service`: the API against real PostgreSQL
 and Redis processes on loopback. `e2e`: a deployed stack (Pulumi and Docker).
 `e2e_patroni`: a deployed stack in failoverMode patroni. `e2e_sentinel`: a deployed
-stack in cacheMode sentinel. `toolchain`: the Pulumi CLI and plugins `make setup`
+stack in cacheMode sentinel. `multihost` (tests/e2e_multihost): a stack spread over
+three Docker-in-Docker hosts. `toolchain`: the Pulumi CLI and plugins `make setup`
 provides. `slow` is set by hand, on a test or a module, and only keeps it out of
 `make test-fast`.
 """
@@ -18,6 +19,8 @@ import pytest
 pytest.register_assert_rewrite("pgha_testkit")
 
 TIERS = {"unit", "service", "e2e", "e2e_patroni", "e2e_sentinel", "toolchain"}
+# Directories whose marker is not their name.
+MARKERS = {"e2e_multihost": "multihost"}
 TESTS = Path(__file__).resolve().parent
 
 
@@ -26,3 +29,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         tier = Path(item.path).resolve().relative_to(TESTS).parts[0]
         if tier in TIERS:
             item.add_marker(tier)
+        elif tier in MARKERS:
+            item.add_marker(MARKERS[tier])

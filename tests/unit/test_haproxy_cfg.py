@@ -244,3 +244,15 @@ def test_a_frozen_instance_is_marked_down_before_a_client_would_retry_on_it() ->
     assert f"fall {API_CHECK_FALL}" in template
     assert API_MARK_DOWN_BOUND_S >= API_CHECK_FALL * API_CHECK_TIMEOUT_S + API_CHECK_INTER_S
     assert API_MARK_DOWN_BOUND_S < LoadSpec().timeout_s
+
+
+def test_across_hosts_every_node_is_checked_and_reached_at_its_host_address() -> None:
+    topology = ProxyTopology(
+        nodes=["pg-0", "pg-1"],
+        read_fallback="none",
+        endpoints=(("pg-0", "10.0.0.1", 15432, 18008), ("pg-1", "10.0.0.2", 15433, 18009)),
+    )
+    backend = section(render(topology, "pw"), "backend primary_nodes")
+    assert "server pg-0 10.0.0.1:15432 check port 18008" in backend
+    assert "server pg-1 10.0.0.2:15433 check port 18009" in backend
+    assert "pg-1:5432" not in backend

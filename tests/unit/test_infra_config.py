@@ -117,3 +117,29 @@ def test_the_failover_guard_is_off_only_when_explicitly_disabled() -> None:
 def test_passwords_are_secret_outputs() -> None:
     cfg = load()
     assert all(isinstance(v, pulumi.Output) for v in vars(cfg.secrets).values())
+
+
+def test_without_hosts_the_stack_stays_on_the_local_engine() -> None:
+    assert load(failoverMode="patroni").multihost is None
+
+
+def test_hosts_and_placement_are_read_and_checked_at_load() -> None:
+    hosts = {f"h{i}": {"url": f"tcp://127.0.0.1:2375{i}", "address": f"10.0.0.{i}"} for i in (1, 2)}
+    placement = {
+        "pg-0": "h1",
+        "pg-1": "h2",
+        **{f"etcd-{i}": f"h{1 + i % 2}" for i in range(3)},
+        "haproxy": "h1",
+        "redis": "h2",
+        "api": "h1",
+    }
+    cfg = load(failoverMode="patroni", hosts=hosts, placement=placement)
+    assert cfg.multihost is not None
+    assert cfg.multihost.host_of("pg-1").address == "10.0.0.2"
+    with pytest.raises(ValueError, match="failoverMode patroni"):
+        load(hosts=hosts, placement=placement)
+
+
+def test_a_placement_without_hosts_is_refused() -> None:
+    with pytest.raises(ValueError, match="needs pgha:hosts"):
+        load(placement={"pg-0": "h1"})

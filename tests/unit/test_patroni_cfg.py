@@ -128,3 +128,32 @@ def test_haproxy_checks_patroni_nodes_faster_with_the_same_endpoints() -> None:
         assert f"server {node} {node}:5432 check port 8008" in cfg
     # Manual mode's timings are unchanged by default.
     assert "inter 1000ms fastinter 500ms" in render_haproxy(ProxyTopology(nodes, "none"), "pw-1")
+
+
+def test_across_hosts_peers_reach_a_node_at_its_host_address_and_published_ports() -> None:
+    node = PatroniNode(
+        scope="pgha-unit",
+        name="pg-1",
+        etcd_hosts=["10.0.0.1:12379", "10.0.0.2:12380", "10.0.0.3:12381"],
+        network_cidr="172.18.0.0/16",
+        network_gateway="",
+        connect_host="10.0.0.2",
+        pg_port=15433,
+        rest_port=18009,
+        peer_cidrs=("10.0.0.1/32", "10.0.0.3/32"),
+    )
+    config = rendered(node)
+    assert config["postgresql"]["connect_address"] == "10.0.0.2:15433"
+    assert config["restapi"]["connect_address"] == "10.0.0.2:18009"
+    # Still listening on the container's own ports; Docker maps the published ones.
+    assert config["postgresql"]["listen"].endswith(":5432")
+    hba = config["postgresql"]["pg_hba"]
+    assert "host replication replicator 10.0.0.3/32 scram-sha-256" in hba
+    assert "host pgha pgha 10.0.0.1/32 scram-sha-256" in hba
+    assert not [rule for rule in hba if rule.endswith("reject")]
+
+
+def test_on_one_host_nodes_are_reached_by_alias_and_the_gateway_is_rejected() -> None:
+    config = rendered()
+    assert config["postgresql"]["connect_address"] == "pg-1:5432"
+    assert "host all all 172.30.0.1/32 reject" in config["postgresql"]["pg_hba"]

@@ -1,0 +1,209 @@
+"""The stack spread over several Docker hosts (`pgha:hosts` set): wiring and outputs.
+
+`__main__.py` calls `deploy` instead of its single-host wiring when `pgha:hosts` is set,
+so a stack without it declares exactly what it did before. The components are the same
+ones: `Hosts` gives one provider, network and image set per host, and each component or
+member lands on the host `pgha:placement` names (failoverMode patroni only, checked in
+infra/placement.py):
+
+- PostgreSQL nodes and etcd members publish their ports on their host's address, and
+  Patroni and etcd advertise those addresses, so replication, the REST API and etcd's
+  peer and client traffic cross hosts directly;
+- HAProxy (with the API instances on its host) checks and reaches every node at its
+  host's address; the API reaches HAProxy by alias and Redis by alias on the same host,
+  or at Redis's host address and `redisPort` on another one;
+- clients reach the API, write and read ports at HAProxy's host address.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from infra import outputs as out
+from infra.api import Api, ApiArgs
+from infra.cache import Cache, CacheArgs
+from infra.config import StackConfig
+from infra.consensus import Consensus, ConsensusArgs, MemberSite
+from infra.containers import Scope
+from infra.haproxy_cfg import PATRONI_CHECKS, READ_PORT, WRITE_PORT, ProxyTopology
+from infra.hosts import Hosts, HostsArgs
+from infra.patroni import NodeSite, PatroniCluster, PatroniClusterArgs
+from infra.placement import MultiHost, etcd_members
+from infra.proxy import Proxy, ProxyArgs
+
+
+def _on(hosts: Hosts, host: str) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions(providers=[hosts.providers[host]])
+
+
+def _consensus(cfg: StackConfig, mh: MultiHost, hosts: Hosts, labels: dict[str, str]) -> Consensus:
+    sites = {}
+    for member in etcd_members():
+        host = mh.placement[member]
+        client, peer = mh.etcd_ports(member)
+        sites[member] = MemberSite(
+            provider=hosts.providers[host],
+            network=hosts.networks[host],
+            image=hosts.images[host]["etcd"],
+            address=mh.hosts[host].address,
+            client_port=client,
+            peer_port=peer,
+        )
+    first = mh.placement["etcd-0"]
+    return Consensus(
+        "etcd",
+        ConsensusArgs(
+            scope=Scope(cfg.prefix, hosts.networks[first], labels),
+            image=hosts.images[first]["etcd"],
+            retain_data=cfg.retain_data,
+            sites=sites,
+        ),
+    )
+
+
+def _cluster(
+    cfg: StackConfig, mh: MultiHost, hosts: Hosts, consensus: Consensus, labels: dict[str, str]
+) -> PatroniCluster:
+    sites = {}
+    for node in cfg.nodes:
+        host = mh.placement[node]
+        pg, rest = mh.node_ports(node)
+        sites[node] = NodeSite(
+            provider=hosts.providers[host],
+            url=mh.hosts[host].url,
+            network=hosts.networks[host],
+            network_cidr=hosts.subnets[host],
+            image=hosts.images[host]["postgres"],
+            address=mh.hosts[host].address,
+            pg_port=pg,
+            rest_port=rest,
+            peers=tuple(mh.peer_addresses()),
+        )
+    first = mh.placement[cfg.primary]
+    return PatroniCluster(
+        "postgres",
+        PatroniClusterArgs(
+            scope=Scope(cfg.prefix, hosts.networks[first], labels),
+            image=hosts.images[first]["postgres"],
+            network_cidr=hosts.subnets[first],
+            network_gateway="",
+            nodes=cfg.nodes,
+            primary=cfg.primary,
+            synchronous=cfg.synchronous,
+            app_password=cfg.secrets.postgres,
+            replication_password=cfg.secrets.replication,
+            retain_data=cfg.retain_data,
+            etcd_hosts=consensus.hosts,
+            consensus=consensus.members,
+            synchronous_strict=cfg.synchronous_strict,
+            sites=sites,
+        ),
+    )
+
+
+def deploy(cfg: StackConfig) -> None:
+    """Declares the spread stack and exports the same outputs as a single-host one, plus
+    `placement` and `engines`."""
+    mh = cfg.multihost
+    assert mh is not None
+    labels = {out.STACK_LABEL: cfg.prefix}
+    hosts = Hosts("hosts", HostsArgs(cfg.prefix, cfg.base_image, mh, labels))
+    consensus = _consensus(cfg, mh, hosts, labels)
+    cluster = _cluster(cfg, mh, hosts, consensus, labels)
+
+    proxy_host, redis_host = mh.placement["haproxy"], mh.placement["redis"]
+    proxy_address = mh.hosts[proxy_host].address
+    endpoints = tuple((n, mh.host_of(n).address, *mh.node_ports(n)) for n in cfg.nodes)
+    proxy = Proxy(
+        "haproxy",
+        ProxyArgs(
+            scope=Scope(cfg.prefix, hosts.networks[proxy_host], labels),
+            image=hosts.images[proxy_host]["haproxy"],
+            topology=ProxyTopology(
+                nodes=cfg.nodes,
+                read_fallback=cfg.read_fallback,
+                checks=PATRONI_CHECKS,
+                api_instances=cfg.api_replicas,
+                endpoints=endpoints,
+            ),
+            stats_password=cfg.secrets.haproxy_stats,
+            # Published on the host's address: clients and other hosts come from outside.
+            bind_address=proxy_address,
+            write_port=cfg.ports.write,
+            read_port=cfg.ports.read,
+            stats_port=cfg.ports.stats,
+            api_port=cfg.ports.api,
+        ),
+        pulumi.ResourceOptions(depends_on=[cluster.role], providers=[hosts.providers[proxy_host]]),
+    )
+    redis_address = mh.hosts[redis_host].address
+    cache = Cache(
+        "redis",
+        CacheArgs(
+            scope=Scope(cfg.prefix, hosts.networks[redis_host], labels),
+            image=hosts.images[redis_host]["redis"],
+            password=cfg.secrets.redis,
+            bind_address=redis_address,
+            port=cfg.ports.redis,
+        ),
+        _on(hosts, redis_host),
+    )
+    # The API shares HAProxy's host (placement.parse insists), so it reaches HAProxy by
+    # alias; Redis by alias too when it is there, else at its host's published port.
+    redis_endpoint = (
+        f"{cache.host}:6379" if redis_host == proxy_host else f"{redis_address}:{cfg.ports.redis}"
+    )
+
+    def dsn(port: int) -> pulumi.Output[str]:
+        return out.postgres_dsn(cfg.secrets.postgres, f"{proxy.host}:{port}")
+
+    api = Api(
+        "api",
+        ApiArgs(
+            scope=Scope(cfg.prefix, hosts.networks[proxy_host], labels),
+            image=hosts.images[proxy_host]["api"],
+            write_dsn=dsn(WRITE_PORT),
+            read_dsn=dsn(READ_PORT),
+            redis_url=out.redis_url(cache.user, cfg.secrets.redis, redis_endpoint),
+            cache_ttl_seconds=cfg.cache_ttl_seconds,
+            read_fallback=cfg.read_fallback,
+            workers=cfg.api_workers,
+            replicas=cfg.api_replicas,
+        ),
+        pulumi.ResourceOptions(depends_on=[proxy, cache], providers=[hosts.providers[proxy_host]]),
+    )
+
+    write, read = f"{proxy_address}:{cfg.ports.write}", f"{proxy_address}:{cfg.ports.read}"
+    redis_public = f"{redis_address}:{cfg.ports.redis}"
+    pulumi.export(out.API_URL, proxy.api_url)
+    pulumi.export(out.WRITE_ENDPOINT, write)
+    pulumi.export(out.READ_ENDPOINT, read)
+    pulumi.export(out.REDIS_ENDPOINT, redis_public)
+    # The stats page binds 127.0.0.1 on HAProxy's host: reach it from there (ssh -L).
+    pulumi.export(out.HAPROXY_STATS_URL, f"http://127.0.0.1:{cfg.ports.stats}/")
+    pulumi.export(out.PRIMARY, cfg.primary)
+    pulumi.export(out.LEADER, cluster.leader)
+    pulumi.export(out.FAILOVER_MODE, cfg.failover_mode)
+    pulumi.export(out.REPLICAS, cfg.replicas)
+    pulumi.export(out.SYNCHRONOUS, cfg.synchronous)
+    pulumi.export(out.READ_FALLBACK, cfg.read_fallback)
+    pulumi.export(out.WRITE_DSN, out.postgres_dsn(cfg.secrets.postgres, write))
+    pulumi.export(out.READ_DSN, out.postgres_dsn(cfg.secrets.postgres, read))
+    pulumi.export(out.REDIS_URL, out.redis_url(cache.user, cfg.secrets.redis, redis_public))
+    pulumi.export(
+        out.CONTAINERS,
+        {
+            **cluster.containers,
+            **consensus.containers,
+            "haproxy": proxy.container,
+            "redis": cache.container,
+            **api.containers,
+        },
+    )
+    pulumi.export(out.NETWORK, cfg.prefix)
+    pulumi.export(out.VOLUMES, {**cluster.volumes, **consensus.volumes})
+    # Which host each container is on, and how to reach each host's engine.
+    placement = dict(mh.placement)
+    placement.update({i: mh.placement["api"] for i in api.containers})
+    pulumi.export(out.PLACEMENT, placement)
+    pulumi.export(out.ENGINES, {h: mh.hosts[h].url for h in mh.used_hosts()})

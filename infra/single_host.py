@@ -1,0 +1,202 @@
+"""The stack on one Docker engine (`pgha:hosts` unset): wiring and outputs.
+
+What `__main__.py` declared before multi-host placement existed, unchanged: every
+container on the local engine (or DOCKER_HOST), on one stack network.
+"""
+
+import pulumi
+import pulumi_docker as docker
+
+from infra import outputs as out
+from infra.api import Api, ApiArgs
+from infra.cache import Cache, CacheArgs
+from infra.config import StackConfig
+from infra.consensus import Consensus, ConsensusArgs
+from infra.containers import Scope
+from infra.haproxy_cfg import MANUAL_CHECKS, PATRONI_CHECKS, READ_PORT, WRITE_PORT, ProxyTopology
+from infra.images import Images, ImagesArgs
+from infra.patroni import PatroniCluster, PatroniClusterArgs
+from infra.postgres import PostgresCluster, PostgresClusterArgs
+from infra.proxy import Proxy, ProxyArgs
+from infra.sentinel import SentinelCache, SentinelCacheArgs
+
+
+def deploy(cfg: StackConfig) -> None:
+    """Declares the single-host stack and exports its outputs."""
+    labels = {out.STACK_LABEL: cfg.prefix}
+
+    network = docker.Network(
+        "network",
+        docker.NetworkArgs(
+            name=cfg.prefix,
+            driver="bridge",
+            labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in labels.items()],
+        ),
+    )
+    # Docker picks the subnet; pg_hba admits it and rejects its gateway (the host).
+    ipam = network.ipam_configs.apply(lambda c: c[0])
+    scope = Scope(prefix=cfg.prefix, network=network.name, labels=labels)
+    patroni = cfg.failover_mode == "patroni"
+    sentinel = cfg.cache_mode == "sentinel"
+    images = Images(
+        "images",
+        ImagesArgs(
+            prefix=cfg.prefix,
+            base_image=cfg.base_image,
+            extra=frozenset({"etcd"} if patroni else ())
+            | frozenset({"redis-ha"} if sentinel else ()),
+        ),
+    )
+
+    # Both failover modes run the same nodes from the same secrets; patroni mode adds the
+    # consensus store they elect their leader through.
+    nodes = PostgresClusterArgs(
+        scope=scope,
+        image=images.postgres,
+        network_cidr=ipam.apply(lambda c: c.subnet or ""),
+        network_gateway=ipam.apply(lambda c: c.gateway or ""),
+        nodes=cfg.nodes,
+        primary=cfg.primary,
+        synchronous=cfg.synchronous,
+        app_password=cfg.secrets.postgres,
+        replication_password=cfg.secrets.replication,
+        retain_data=cfg.retain_data,
+    )
+    cluster: PostgresCluster | PatroniCluster
+    consensus: Consensus | None = None
+    if patroni:
+        consensus = Consensus(
+            "etcd",
+            ConsensusArgs(
+                scope=scope,
+                image=images.ids["etcd"],
+                retain_data=cfg.retain_data,
+            ),
+        )
+        cluster = PatroniCluster(
+            "postgres",
+            PatroniClusterArgs(
+                **vars(nodes),
+                etcd_hosts=consensus.hosts,
+                consensus=consensus.members,
+                synchronous_strict=cfg.synchronous_strict,
+            ),
+        )
+    else:
+        cluster = PostgresCluster("postgres", nodes)
+
+    proxy = Proxy(
+        "haproxy",
+        ProxyArgs(
+            scope=scope,
+            image=images.haproxy,
+            topology=ProxyTopology(
+                nodes=cfg.nodes,
+                read_fallback=cfg.read_fallback,
+                checks=PATRONI_CHECKS if patroni else MANUAL_CHECKS,
+                api_instances=cfg.api_replicas,
+            ),
+            stats_password=cfg.secrets.haproxy_stats,
+            bind_address=cfg.bind_address,
+            write_port=cfg.ports.write,
+            read_port=cfg.ports.read,
+            stats_port=cfg.ports.stats,
+            api_port=cfg.ports.api,
+        ),
+        # HAProxy checks roles, so it starts once the cluster has them.
+        pulumi.ResourceOptions(depends_on=[cluster.role]),
+    )
+
+    # single: today's one container, published on bindAddress. sentinel: nodes and Sentinels on
+    # the stack network only; the API asks the Sentinels where the primary is.
+    cache: Cache | SentinelCache
+    if sentinel:
+        cache = SentinelCache(
+            "redis",
+            SentinelCacheArgs(
+                scope=scope,
+                image=images.ids["redis-ha"],
+                password=cfg.secrets.redis,
+                timings=cfg.sentinel_timings,
+                failover_guard=cfg.cache_failover_guard,
+            ),
+        )
+    else:
+        cache = Cache(
+            "redis",
+            CacheArgs(
+                scope=scope,
+                image=images.redis,
+                password=cfg.secrets.redis,
+                bind_address=cfg.bind_address,
+                port=cfg.ports.redis,
+            ),
+        )
+
+    def dsn(port: int) -> pulumi.Output[str]:
+        return out.postgres_dsn(cfg.secrets.postgres, pulumi.Output.concat(proxy.host, f":{port}"))
+
+    api = Api(
+        "api",
+        ApiArgs(
+            scope=scope,
+            image=images.api,
+            write_dsn=dsn(WRITE_PORT),
+            read_dsn=dsn(READ_PORT),
+            redis_url=out.redis_url(cache.user, cfg.secrets.redis, cache.redis_address),
+            extra_env=cache.api_env,
+            cache_ttl_seconds=cfg.cache_ttl_seconds,
+            read_fallback=cfg.read_fallback,
+            workers=cfg.api_workers,
+            replicas=cfg.api_replicas,
+        ),
+        pulumi.ResourceOptions(depends_on=[proxy, cache]),
+    )
+
+    host = cfg.bind_address
+    pulumi.export(out.API_URL, proxy.api_url)
+    pulumi.export(out.WRITE_ENDPOINT, f"{host}:{cfg.ports.write}")
+    pulumi.export(out.READ_ENDPOINT, f"{host}:{cfg.ports.read}")
+    if isinstance(cache, SentinelCache):
+        # Nothing of the cache is published on the host: these are in-network addresses.
+        pulumi.export(out.REDIS_ENDPOINT, cache.primary.apply(lambda p: f"{p}:6379"))
+        pulumi.export(out.REDIS_PRIMARY, cache.primary)
+        pulumi.export(out.SENTINEL_ENDPOINTS, cache.endpoints)
+    else:
+        pulumi.export(out.REDIS_ENDPOINT, f"{host}:{cfg.ports.redis}")
+    pulumi.export(out.HAPROXY_STATS_URL, f"http://127.0.0.1:{cfg.ports.stats}/")
+    pulumi.export(out.PRIMARY, cfg.primary)
+    pulumi.export(out.LEADER, cluster.leader)
+    pulumi.export(out.FAILOVER_MODE, cfg.failover_mode)
+    pulumi.export(out.REPLICAS, cfg.replicas)
+    pulumi.export(out.SYNCHRONOUS, cfg.synchronous)
+    pulumi.export(out.READ_FALLBACK, cfg.read_fallback)
+    pulumi.export(
+        out.WRITE_DSN, out.postgres_dsn(cfg.secrets.postgres, f"{host}:{cfg.ports.write}")
+    )
+    pulumi.export(out.READ_DSN, out.postgres_dsn(cfg.secrets.postgres, f"{host}:{cfg.ports.read}"))
+    if isinstance(cache, SentinelCache):
+        pulumi.export(
+            out.REDIS_URL,
+            out.redis_url(
+                cache.user, cfg.secrets.redis, cache.primary.apply(lambda p: f"{p}:6379")
+            ),
+        )
+    else:
+        pulumi.export(
+            out.REDIS_URL, out.redis_url(cache.user, cfg.secrets.redis, f"{host}:{cfg.ports.redis}")
+        )
+    pulumi.export(
+        out.CONTAINERS,
+        {
+            **cluster.containers,
+            **(consensus.containers if consensus else {}),
+            "haproxy": proxy.container,
+            **(
+                cache.containers if isinstance(cache, SentinelCache) else {"redis": cache.container}
+            ),
+            **api.containers,
+        },
+    )
+    pulumi.export(out.NETWORK, network.name)
+    pulumi.export(out.VOLUMES, {**cluster.volumes, **(consensus.volumes if consensus else {})})

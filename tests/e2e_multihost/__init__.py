@@ -1,0 +1,1 @@
+"""e2e: a stack spread over three Docker-in-Docker hosts (make test-e2e-multihost)."""
