@@ -25,6 +25,7 @@ from infra.cache import Cache, CacheArgs
 from infra.config import StackConfig
 from infra.consensus import Consensus, ConsensusArgs, MemberSite
 from infra.containers import Scope
+from infra.exports import export_cluster
 from infra.haproxy_cfg import PATRONI_CHECKS, READ_PORT, WRITE_PORT, ProxyTopology
 from infra.hosts import Hosts, HostsArgs
 from infra.patroni import NodeSite, PatroniCluster, PatroniClusterArgs
@@ -175,20 +176,8 @@ def deploy(cfg: StackConfig) -> None:
 
     write, read = f"{proxy_address}:{cfg.ports.write}", f"{proxy_address}:{cfg.ports.read}"
     redis_public = f"{redis_address}:{cfg.ports.redis}"
-    pulumi.export(out.API_URL, proxy.api_url)
-    pulumi.export(out.WRITE_ENDPOINT, write)
-    pulumi.export(out.READ_ENDPOINT, read)
+    export_cluster(cfg, proxy.api_url, cluster.leader, write, read)
     pulumi.export(out.REDIS_ENDPOINT, redis_public)
-    # The stats page binds 127.0.0.1 on HAProxy's host: reach it from there (ssh -L).
-    pulumi.export(out.HAPROXY_STATS_URL, f"http://127.0.0.1:{cfg.ports.stats}/")
-    pulumi.export(out.PRIMARY, cfg.primary)
-    pulumi.export(out.LEADER, cluster.leader)
-    pulumi.export(out.FAILOVER_MODE, cfg.failover_mode)
-    pulumi.export(out.REPLICAS, cfg.replicas)
-    pulumi.export(out.SYNCHRONOUS, cfg.synchronous)
-    pulumi.export(out.READ_FALLBACK, cfg.read_fallback)
-    pulumi.export(out.WRITE_DSN, out.postgres_dsn(cfg.secrets.postgres, write))
-    pulumi.export(out.READ_DSN, out.postgres_dsn(cfg.secrets.postgres, read))
     pulumi.export(out.REDIS_URL, out.redis_url(cache.user, cfg.secrets.redis, redis_public))
     pulumi.export(
         out.CONTAINERS,

@@ -13,6 +13,7 @@ from infra.cache import Cache, CacheArgs
 from infra.config import StackConfig
 from infra.consensus import Consensus, ConsensusArgs
 from infra.containers import Scope
+from infra.exports import export_cluster
 from infra.haproxy_cfg import MANUAL_CHECKS, PATRONI_CHECKS, READ_PORT, WRITE_PORT, ProxyTopology
 from infra.images import Images, ImagesArgs
 from infra.patroni import PatroniCluster, PatroniClusterArgs
@@ -154,38 +155,18 @@ def deploy(cfg: StackConfig) -> None:
     )
 
     host = cfg.bind_address
-    pulumi.export(out.API_URL, proxy.api_url)
-    pulumi.export(out.WRITE_ENDPOINT, f"{host}:{cfg.ports.write}")
-    pulumi.export(out.READ_ENDPOINT, f"{host}:{cfg.ports.read}")
+    export_cluster(
+        cfg, proxy.api_url, cluster.leader, f"{host}:{cfg.ports.write}", f"{host}:{cfg.ports.read}"
+    )
     if isinstance(cache, SentinelCache):
         # Nothing of the cache is published on the host: these are in-network addresses.
-        pulumi.export(out.REDIS_ENDPOINT, cache.primary.apply(lambda p: f"{p}:6379"))
+        redis_endpoint: pulumi.Input[str] = cache.primary.apply(lambda p: f"{p}:6379")
         pulumi.export(out.REDIS_PRIMARY, cache.primary)
         pulumi.export(out.SENTINEL_ENDPOINTS, cache.endpoints)
     else:
-        pulumi.export(out.REDIS_ENDPOINT, f"{host}:{cfg.ports.redis}")
-    pulumi.export(out.HAPROXY_STATS_URL, f"http://127.0.0.1:{cfg.ports.stats}/")
-    pulumi.export(out.PRIMARY, cfg.primary)
-    pulumi.export(out.LEADER, cluster.leader)
-    pulumi.export(out.FAILOVER_MODE, cfg.failover_mode)
-    pulumi.export(out.REPLICAS, cfg.replicas)
-    pulumi.export(out.SYNCHRONOUS, cfg.synchronous)
-    pulumi.export(out.READ_FALLBACK, cfg.read_fallback)
-    pulumi.export(
-        out.WRITE_DSN, out.postgres_dsn(cfg.secrets.postgres, f"{host}:{cfg.ports.write}")
-    )
-    pulumi.export(out.READ_DSN, out.postgres_dsn(cfg.secrets.postgres, f"{host}:{cfg.ports.read}"))
-    if isinstance(cache, SentinelCache):
-        pulumi.export(
-            out.REDIS_URL,
-            out.redis_url(
-                cache.user, cfg.secrets.redis, cache.primary.apply(lambda p: f"{p}:6379")
-            ),
-        )
-    else:
-        pulumi.export(
-            out.REDIS_URL, out.redis_url(cache.user, cfg.secrets.redis, f"{host}:{cfg.ports.redis}")
-        )
+        redis_endpoint = f"{host}:{cfg.ports.redis}"
+    pulumi.export(out.REDIS_ENDPOINT, redis_endpoint)
+    pulumi.export(out.REDIS_URL, out.redis_url(cache.user, cfg.secrets.redis, redis_endpoint))
     pulumi.export(
         out.CONTAINERS,
         {

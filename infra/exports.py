@@ -1,0 +1,35 @@
+"""The outputs every stack exports the same way, on one host or spread over several.
+
+`write` and `read` are the `host:port` clients use for HAProxy's write and read ports;
+the wirings (infra/single_host.py, infra/multihost.py) export the cache's and the
+containers' outputs themselves, since those differ by mode.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from infra import outputs as out
+from infra.config import StackConfig
+
+
+def export_cluster(
+    cfg: StackConfig,
+    api_url: pulumi.Input[str],
+    leader: pulumi.Input[str],
+    write: str,
+    read: str,
+) -> None:
+    pulumi.export(out.API_URL, api_url)
+    pulumi.export(out.WRITE_ENDPOINT, write)
+    pulumi.export(out.READ_ENDPOINT, read)
+    # The stats page binds 127.0.0.1 on HAProxy's host: from another machine, ssh -L.
+    pulumi.export(out.HAPROXY_STATS_URL, f"http://127.0.0.1:{cfg.ports.stats}/")
+    pulumi.export(out.PRIMARY, cfg.primary)
+    pulumi.export(out.LEADER, leader)
+    pulumi.export(out.FAILOVER_MODE, cfg.failover_mode)
+    pulumi.export(out.REPLICAS, cfg.replicas)
+    pulumi.export(out.SYNCHRONOUS, cfg.synchronous)
+    pulumi.export(out.READ_FALLBACK, cfg.read_fallback)
+    pulumi.export(out.WRITE_DSN, out.postgres_dsn(cfg.secrets.postgres, write))
+    pulumi.export(out.READ_DSN, out.postgres_dsn(cfg.secrets.postgres, read))
