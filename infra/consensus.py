@@ -10,14 +10,13 @@ PostgreSQL nodes talk to it. Members are configured with ETCD_* env only.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_docker as docker
 
-from infra.containers import ContainerSpec, Port, Scope, declare_with_volume
+from infra.containers import ContainerSpec, Scope, Site, declare_with_volume
 
 CLIENT_PORT = 2379
 PEER_PORT = 2380
@@ -34,17 +33,14 @@ def client_hosts(count: int) -> list[str]:
 
 
 @dataclass
-class MemberSite:
-    """Where one member runs when the stack spans hosts (pgha:hosts): its host's engine,
-    that host's stack network and image, and the address and ports its peers and
-    Patroni reach it at (published there)."""
+class MemberSite(Site):
+    """A member's `Site`, with the ports its peers and Patroni reach it at."""
 
-    provider: pulumi.ProviderResource
-    network: pulumi.Input[str]
-    image: pulumi.Input[str]
-    address: str
     client_port: int
     peer_port: int
+
+    def published(self) -> list[tuple[int, int]]:
+        return [(CLIENT_PORT, self.client_port), (PEER_PORT, self.peer_port)]
 
 
 @dataclass
@@ -82,19 +78,10 @@ class Consensus(pulumi.ComponentResource):
         for member in names:
             site = args.sites.get(member)
             spec = ContainerSpec(
-                # Across hosts each member joins its own host's stack network.
-                dataclasses.replace(args.scope, network=site.network) if site else args.scope,
+                args.scope,
                 member,
                 "etcd",
-                site.image if site else args.image,
-                ports=(
-                    [
-                        Port(CLIENT_PORT, site.client_port, site.address),
-                        Port(PEER_PORT, site.peer_port, site.address),
-                    ]
-                    if site
-                    else []
-                ),
+                args.image,
                 envs={
                     "ETCD_NAME": member,
                     "ETCD_LISTEN_CLIENT_URLS": f"http://0.0.0.0:{CLIENT_PORT}",
@@ -114,6 +101,8 @@ class Consensus(pulumi.ComponentResource):
                 tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
                 stop_timeout=10,
             )
+            if site:
+                spec = site.place(spec)
             # No ordering between members: each is healthy only once a majority is up,
             # so they must start together.
             container, volume = declare_with_volume(

@@ -73,6 +73,30 @@ class ContainerSpec:
         return {**self.scope.labels, "pgha.role": self.role, **node}
 
 
+@dataclass
+class Site:
+    """Where one member runs when the stack spans hosts (pgha:hosts): its host's engine,
+    that host's stack network and image, and the address the other hosts reach it at."""
+
+    provider: pulumi.ProviderResource
+    network: pulumi.Input[str]
+    image: pulumi.Input[str]
+    address: str
+
+    def published(self) -> list[tuple[int, int]]:
+        """(container port, port on `address`) pairs the other hosts need."""
+        return []
+
+    def place(self, spec: ContainerSpec) -> ContainerSpec:
+        """`spec` on this host: its network and image, its ports published on `address`."""
+        return dataclasses.replace(
+            spec,
+            scope=dataclasses.replace(spec.scope, network=self.network),
+            image=self.image,
+            ports=[*spec.ports, *(Port(i, o, self.address) for i, o in self.published())],
+        )
+
+
 def label_args(labels: Mapping[str, str]) -> list[docker.ContainerLabelArgs]:
     return [docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(labels.items())]
 

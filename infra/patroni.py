@@ -16,7 +16,6 @@ give no isolation; its rotation would just be a second step.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,28 +23,26 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
-from infra.containers import ContainerSpec, Port, declare_with_volume
+from infra.containers import ContainerSpec, Site, declare_with_volume
 from infra.leader import PreferredLeader, PreferredLeaderArgs
 from infra.patroni_cfg import DATA_ROOT, PG_PORT, REST_PORT, SECRET_ENV, PatroniNode, render
 from infra.postgres import PostgresClusterArgs
 
 
 @dataclass
-class NodeSite:
-    """Where one node runs when the stack spans hosts (pgha:hosts): its host's engine
-    (`url` for PreferredLeader's calls), that host's stack network and image, and the
-    address and ports the other hosts reach it at (published there)."""
+class NodeSite(Site):
+    """A node's `Site`: its engine's `url` for PreferredLeader's calls, its host network's
+    CIDR, and the ports the other hosts reach PostgreSQL and Patroni's REST API at."""
 
-    provider: pulumi.ProviderResource
     url: str
-    network: pulumi.Input[str]
     network_cidr: pulumi.Input[str]
-    image: pulumi.Input[str]
-    address: str
     pg_port: int
     rest_port: int
     # Every used host's address: cross-host clients arrive from their host's address.
     peers: tuple[str, ...]
+
+    def published(self) -> list[tuple[int, int]]:
+        return [(PG_PORT, self.pg_port), (REST_PORT, self.rest_port)]
 
 
 @dataclass
@@ -111,19 +108,10 @@ class PatroniCluster(pulumi.ComponentResource):
             net = pulumi.Output.all(site.network_cidr, "") if site else network
             config = net.apply(functools.partial(node_config, args, node))
             spec = ContainerSpec(
-                # Across hosts each node joins its own host's stack network.
-                dataclasses.replace(args.scope, network=site.network) if site else args.scope,
+                args.scope,
                 node,
                 "postgres",
-                site.image if site else args.image,
-                ports=(
-                    [
-                        Port(PG_PORT, site.pg_port, site.address),
-                        Port(REST_PORT, site.rest_port, site.address),
-                    ]
-                    if site
-                    else []
-                ),
+                args.image,
                 envs={
                     "PGHA_MODE": "patroni",
                     "PGHA_NODE": node,
@@ -147,6 +135,8 @@ class PatroniCluster(pulumi.ComponentResource):
                 # A replica clones the leader before it reports healthy.
                 wait_timeout=300,
             )
+            if site:
+                spec = site.place(spec)
             # One node after the other, on create and on replace: each new container is
             # healthy before the next old one stops, so a change that touches every node
             # (a new image) never has two of them down together.
