@@ -25,12 +25,12 @@ from infra.cache import Cache, CacheArgs
 from infra.config import StackConfig
 from infra.consensus import Consensus, ConsensusArgs, MemberSite
 from infra.containers import Scope
-from infra.exports import export_cluster
 from infra.haproxy_cfg import PATRONI_CHECKS, READ_PORT, WRITE_PORT, ProxyTopology
 from infra.hosts import Hosts, HostsArgs
 from infra.patroni import NodeSite, PatroniCluster, PatroniClusterArgs
 from infra.placement import MultiHost, etcd_members
 from infra.proxy import Proxy, ProxyArgs
+from infra.wiring import cluster_args, export_cluster
 
 
 def _on(hosts: Hosts, host: str) -> pulumi.ResourceOptions:
@@ -84,16 +84,15 @@ def _cluster(
     return PatroniCluster(
         "postgres",
         PatroniClusterArgs(
-            scope=Scope(cfg.prefix, hosts.networks[first], labels),
-            image=hosts.images[first]["postgres"],
-            network_cidr=hosts.subnets[first],
-            network_gateway="",
-            nodes=cfg.nodes,
-            primary=cfg.primary,
-            synchronous=cfg.synchronous,
-            app_password=cfg.secrets.postgres,
-            replication_password=cfg.secrets.replication,
-            retain_data=cfg.retain_data,
+            **vars(
+                cluster_args(
+                    cfg,
+                    Scope(cfg.prefix, hosts.networks[first], labels),
+                    hosts.images[first]["postgres"],
+                    hosts.subnets[first],
+                    "",
+                )
+            ),
             etcd_hosts=consensus.hosts,
             consensus=consensus.members,
             synchronous_strict=cfg.synchronous_strict,

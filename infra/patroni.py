@@ -16,6 +16,7 @@ give no isolation; its rotation would just be a second step.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -59,32 +60,25 @@ class PatroniClusterArgs(PostgresClusterArgs):
 
 def node_config(args: PatroniClusterArgs, node: str, network: list[object]) -> str:
     """`node`'s Patroni config, once the network's CIDR and gateway are known."""
+    spec = PatroniNode(
+        scope=args.scope.prefix,
+        name=node,
+        etcd_hosts=args.etcd_hosts,
+        network_cidr=str(network[0]),
+        network_gateway=str(network[1]),
+    )
     site = args.sites.get(node)
-    if site is None:
-        return render(
-            PatroniNode(
-                scope=args.scope.prefix,
-                name=node,
-                etcd_hosts=args.etcd_hosts,
-                network_cidr=str(network[0]),
-                network_gateway=str(network[1]),
-            )
-        )
-    # No gateway rule across hosts: a client on the node's own host that dials the
-    # host's address arrives through Docker's proxy, from the gateway.
-    return render(
-        PatroniNode(
-            scope=args.scope.prefix,
-            name=node,
-            etcd_hosts=args.etcd_hosts,
-            network_cidr=str(network[0]),
-            network_gateway="",
+    if site is not None:
+        # No gateway rule across hosts (it is ""): a client on the node's own host that
+        # dials the host's address arrives through Docker's proxy, from the gateway.
+        spec = dataclasses.replace(
+            spec,
             connect_host=site.address,
             pg_port=site.pg_port,
             rest_port=site.rest_port,
             peer_cidrs=tuple(f"{a}/32" for a in site.peers),
         )
-    )
+    return render(spec)
 
 
 class PatroniCluster(pulumi.ComponentResource):

@@ -13,13 +13,13 @@ from infra.cache import Cache, CacheArgs
 from infra.config import StackConfig
 from infra.consensus import Consensus, ConsensusArgs
 from infra.containers import Scope
-from infra.exports import export_cluster
 from infra.haproxy_cfg import MANUAL_CHECKS, PATRONI_CHECKS, READ_PORT, WRITE_PORT, ProxyTopology
 from infra.images import Images, ImagesArgs
 from infra.patroni import PatroniCluster, PatroniClusterArgs
-from infra.postgres import PostgresCluster, PostgresClusterArgs
+from infra.postgres import PostgresCluster
 from infra.proxy import Proxy, ProxyArgs
 from infra.sentinel import SentinelCache, SentinelCacheArgs
+from infra.wiring import cluster_args, export_cluster
 
 
 def deploy(cfg: StackConfig) -> None:
@@ -51,17 +51,12 @@ def deploy(cfg: StackConfig) -> None:
 
     # Both failover modes run the same nodes from the same secrets; patroni mode adds the
     # consensus store they elect their leader through.
-    nodes = PostgresClusterArgs(
-        scope=scope,
-        image=images.postgres,
-        network_cidr=ipam.apply(lambda c: c.subnet or ""),
-        network_gateway=ipam.apply(lambda c: c.gateway or ""),
-        nodes=cfg.nodes,
-        primary=cfg.primary,
-        synchronous=cfg.synchronous,
-        app_password=cfg.secrets.postgres,
-        replication_password=cfg.secrets.replication,
-        retain_data=cfg.retain_data,
+    nodes = cluster_args(
+        cfg,
+        scope,
+        images.postgres,
+        ipam.apply(lambda c: c.subnet or ""),
+        ipam.apply(lambda c: c.gateway or ""),
     )
     cluster: PostgresCluster | PatroniCluster
     consensus: Consensus | None = None
