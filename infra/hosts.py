@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from infra.containers import Site
 from infra.images import Images, ImagesArgs
 from infra.placement import MultiHost, etcd_members
 
@@ -84,4 +85,15 @@ class Hosts(pulumi.ComponentResource):
             self.networks[host] = network.name
             self.subnets[host] = network.ipam_configs.apply(lambda c: c[0].subnet or "")
             self.images[host] = images.ids
+        self._addresses = {h: mh.hosts[h].address for h in mh.used_hosts()}
         self.register_outputs({"networks": self.networks})
+
+    def site(self, host: str, role: str) -> Site:
+        """Where a `role` member placed on `host` runs: that host's engine, network, image
+        of the role, and address."""
+        return Site(
+            provider=self.providers[host],
+            network=self.networks[host],
+            image=self.images[host][role],
+            address=self._addresses[host],
+        )

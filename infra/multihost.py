@@ -43,12 +43,7 @@ def _consensus(cfg: StackConfig, mh: MultiHost, hosts: Hosts, labels: dict[str, 
         host = mh.placement[member]
         client, peer = mh.etcd_ports(member)
         sites[member] = MemberSite(
-            provider=hosts.providers[host],
-            network=hosts.networks[host],
-            image=hosts.images[host]["etcd"],
-            address=mh.hosts[host].address,
-            client_port=client,
-            peer_port=peer,
+            **vars(hosts.site(host, "etcd")), client_port=client, peer_port=peer
         )
     first = mh.placement["etcd-0"]
     return Consensus(
@@ -70,12 +65,9 @@ def _cluster(
         host = mh.placement[node]
         pg, rest = mh.node_ports(node)
         sites[node] = NodeSite(
-            provider=hosts.providers[host],
+            **vars(hosts.site(host, "postgres")),
             url=mh.hosts[host].url,
-            network=hosts.networks[host],
             network_cidr=hosts.subnets[host],
-            image=hosts.images[host]["postgres"],
-            address=mh.hosts[host].address,
             pg_port=pg,
             rest_port=rest,
             peers=tuple(mh.peer_addresses()),
