@@ -142,7 +142,13 @@ def run_cell(d: Deployment, cell_name: str, pids: list[int]) -> dict[str, Any]:
     h = load.history
     cell["server_errors"] = server_errors(h.statuses)
     cell["statuses"] = {str(k): v for k, v in sorted(h.statuses.items())}
-    cell["stale_reads"] = len(stale_reads(h.writes, h.reads))
+    stale = stale_reads(h.writes, h.reads)
+    cell["stale_reads"] = len(stale)
+    # For diagnosis: when each stale read started relative to the fault, how it was served,
+    # the version it saw and the newest one acknowledged before it started.
+    cell["stale_timeline"] = [
+        (round(r.started - t_fault, 2), r.cache, r.version, newest) for r, newest in stale[:20]
+    ]
     cell["hits_resume_s"] = hits_resume_s(h.reads, t_fault)
     cell["reads_by_cache"] = dict(Counter(r.cache for r in h.reads))
     cell["writes"] = len(h.writes)
