@@ -100,6 +100,8 @@ def markdown(meta: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> str
             lines.append(f"| {cell.get('cell')} | error: {cell['error']} |")
             continue
         lines.append("| " + " | ".join(_cell_value(cell, k) for _, k in COLUMNS) + " |")
+        if "not_whole" in cell:
+            lines.append(f"| ↳ not whole again: {cell['not_whole']} |")
     for name, figures in meta.get("series", {}).items():
         lines += ["", f"{name}: {json.dumps(figures)}"]
     return "\n".join(lines) + "\n"

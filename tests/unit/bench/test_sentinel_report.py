@@ -77,3 +77,8 @@ def test_markdown_shows_failover_and_never() -> None:
     text = markdown({"run_id": "x"}, [cell, {"cell": "replica:kill", "error": "boom"}])
     assert "| primary:kill | 0 | 0 | never | yes | redis-0 → redis-1 | 5/0/2 |" in text
     assert "error: boom" in text
+
+
+def test_markdown_says_when_the_cache_did_not_become_whole() -> None:
+    cell = {"cell": "sentinels2+primary:kill", "not_whole": "redis-1 is not a primary yet"}
+    assert "not whole again: redis-1 is not a primary yet" in markdown({}, [cell])
