@@ -6,7 +6,7 @@ STACK ?= dev
 PGHA_TEST_NODES ?= pg-0 pg-1
 ENV := source scripts/env.sh &&
 
-.PHONY: setup up down destroy test test-fast test-unit test-service test-e2e test-e2e-patroni test-e2e-sentinel test-e2e-multihost hosts-up hosts-down lint failover patronictl shell preview outputs clean bench chaos chaos-patroni bench-multihost
+.PHONY: setup up down destroy test test-fast test-unit test-service test-e2e test-e2e-patroni test-e2e-sentinel test-e2e-multihost hosts-up hosts-down lint failover patronictl shell preview outputs clean bench chaos chaos-patroni bench-multihost chaos-sentinel sentinel-failover
 
 setup:
 	./scripts/setup.sh
@@ -96,6 +96,17 @@ chaos: setup
 # a throwaway 3-node stack it deploys and destroys itself: about 15 minutes.
 chaos-patroni: setup
 	$(ENV) python -m bench.patroni_chaos $(ARGS)
+
+# cacheMode sentinel broken on purpose (kill, stop, pause of the Redis primary, the replica
+# and one Sentinel; two Sentinels down, alone and with the primary; the primary kill 5
+# times for the median) under a stale-read history, on a throwaway stack it deploys and
+# destroys itself (ARGS="--stack NAME" uses a deployed sentinel stack): about 15 minutes.
+chaos-sentinel: setup
+	$(ENV) python -m bench.sentinel_chaos $(ARGS)
+
+# Redis primary kills with no other load, one GET every 100 ms: kill to first HIT, 5 runs.
+sentinel-failover: setup
+	$(ENV) python -m bench.sentinel_failover $(ARGS)
 
 shell:
 	@echo "run: source scripts/env.sh"

@@ -319,5 +319,7 @@ class Bench:
         if self.opts.keep_data:
             return
         s = self.secrets
-        deleted = data.delete_products(s.write_dsn, s.redis_url, self.name_prefix)
-        log(f"deleted {deleted} bench products and their cache keys")
+        # Sentinel mode publishes no cache port, so its keys are left to expire (cacheTtl).
+        redis_url = None if self.stack.redis_primary else s.redis_url
+        deleted = data.delete_products(s.write_dsn, redis_url, self.name_prefix)
+        log(f"deleted {deleted} bench products" + (" and their cache keys" if redis_url else ""))

@@ -45,8 +45,9 @@ def cache_keys(ids: Sequence[int]) -> list[str]:
     return [k for pid in ids for k in (f"product:{pid}", f"product:{pid}:fence")]
 
 
-def delete_products(write_dsn: str, redis_url: str, name_prefix: str) -> int:
-    """Deletes the run's products and UNLINKs their cache keys; returns how many products."""
+def delete_products(write_dsn: str, redis_url: str | None, name_prefix: str) -> int:
+    """Deletes the run's products and UNLINKs their cache keys (unless `redis_url` is None);
+    returns how many products."""
     import psycopg
     import redis
 
@@ -58,6 +59,8 @@ def delete_products(write_dsn: str, redis_url: str, name_prefix: str) -> int:
             "DELETE FROM products WHERE starts_with(name, %s) RETURNING id", (name_prefix,)
         ).fetchall()
     ids = [int(r[0]) for r in rows]
+    if redis_url is None:
+        return len(ids)
     # Drop their cache bodies and fences too, so nothing of the run lingers in Redis.
     client = redis.Redis.from_url(redis_url, socket_timeout=5)
     try:

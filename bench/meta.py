@@ -57,6 +57,10 @@ def describe(
         "api_workers": _int_or_none(docker.env(api, "PGHA_WORKERS")),
         "api_workers_config": _int_or_none(config_value(stack.stack, "apiWorkers")),
         "cache_ttl_seconds": _int_or_none(docker.env(api, "PGHA_CACHE_TTL_SECONDS")),
+        "cache_mode": config_value(stack.stack, "cacheMode") or "single",
+        # Sentinel mode only: whether the API checks each body's epoch (the failover guard).
+        "cache_failover_guard": config_value(stack.stack, "cacheFailoverGuard"),
+        "redis_container": stack.container_of("redis"),
         "primary": stack.primary,
         "replicas": list(stack.replicas),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(o).items()},
@@ -72,7 +76,7 @@ def describe(
             "wrk": host_tool_version(["wrk", "-v"]),
             "pgbench": docker.tool_version(stack.primary_container, [PGBENCH, "--version"]),
             "redis_benchmark": docker.tool_version(
-                stack.containers["redis"], ["redis-benchmark", "--version"]
+                stack.container_of("redis"), ["redis-benchmark", "--version"]
             ),
         },
     }

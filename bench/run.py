@@ -154,7 +154,7 @@ def redis_phase(b: Bench) -> None:
     o = b.opts
     log(f"redis-benchmark -t get -n {o.redis_requests} -c {o.connections} in the container")
     cmd = redis_benchmark_command(b.secrets.redis_user, o.redis_requests, o.connections)
-    result = b.docker.exec(b.stack.containers["redis"], cmd, timeout=300)
+    result = b.docker.exec(b.stack.container_of("redis"), cmd, timeout=300)
     b.record("redis_get", parse_redis_csv(result.stdout))
 
 

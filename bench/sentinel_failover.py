@@ -16,7 +16,8 @@ import statistics
 import time
 
 from pgha_testkit import sentinel
-from pgha_testkit.deployment import ROOT, Deployment
+from pgha_testkit.deployment import Deployment
+from pgha_testkit.env import ROOT
 from pgha_testkit.poll import wait_until
 
 

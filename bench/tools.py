@@ -129,9 +129,11 @@ def http_failures(figure: dict[str, Any]) -> int:
 
 # --------------------------------------------------------------------------- redis-benchmark
 
-# The password comes from the Redis container's own env, so it never reaches a command line.
+# The password comes from the Redis container's own env, so it never reaches a command line;
+# a sentinel-mode node holds the same (API user's) password as PGHA_HEALTH_PASSWORD.
 REDIS_BENCH_SCRIPT = (
-    'exec redis-benchmark --user "$1" -a "$PGHA_REDIS_PASSWORD" -t get -n "$2" -c "$3" --csv'
+    'exec redis-benchmark --user "$1" -a "${PGHA_REDIS_PASSWORD:-$PGHA_HEALTH_PASSWORD}" '
+    '-t get -n "$2" -c "$3" --csv'
 )
 
 

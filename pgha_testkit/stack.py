@@ -71,6 +71,9 @@ class Outputs:
     containers: Mapping[str, str]
     volumes: Mapping[str, str]
     secrets: Secrets | None
+    # cacheMode sentinel: the node (`redis-N`) Sentinel named as primary at the last up;
+    # empty in single mode, whose one cache container is `redis`.
+    redis_primary: str = ""
 
     @property
     def prefix(self) -> str:
@@ -91,6 +94,8 @@ class Outputs:
             return self.containers[self.primary]
         if role == "replica":
             return self.containers[self.replicas[0]]
+        if role == "redis" and "redis" not in self.containers and self.redis_primary:
+            return self.containers[self.redis_primary]
         return self.containers[role]
 
     def require_secrets(self) -> Secrets:
@@ -140,6 +145,7 @@ def outputs_from(stack: str, values: Mapping[str, Any], *, with_secrets: bool) -
         network=_str(values, out.NETWORK),
         containers=_mapping(values, out.CONTAINERS),
         volumes=_mapping(values, out.VOLUMES),
+        redis_primary=_str(values, out.REDIS_PRIMARY),
         secrets=(
             Secrets(
                 write_dsn=_str(values, out.WRITE_DSN),

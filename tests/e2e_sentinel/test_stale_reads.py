@@ -15,58 +15,15 @@ promoted replica's old bodies are served as hits and this test fails (checked by
 
 from __future__ import annotations
 
-import random
-import threading
 import time
-
-import httpx
 
 from pgha_testkit import sentinel
 from pgha_testkit.deployment import Deployment, record
-from pgha_testkit.history import History, Read, Write, stale_reads
+from pgha_testkit.history import HistoryLoad, stale_reads
 from pgha_testkit.poll import wait_until
 
 PRODUCTS = 4
 READERS = 4
-
-
-def writer(
-    deployment: Deployment, pids: list[int], history: History, stop: threading.Event
-) -> None:
-    with deployment.client(timeout=10) as http:
-        n = 0
-        while not stop.is_set():
-            pid = pids[n % len(pids)]
-            n += 1
-            try:
-                res = http.put(
-                    f"/products/{pid}", json={"name": f"w{n}", "price": "1.00", "stock": n}
-                )
-            except httpx.HTTPError:
-                history.status(-1)
-                continue
-            acked = time.monotonic()
-            history.status(res.status_code)
-            if res.status_code == 200:
-                history.wrote(Write(pid, int(res.json()["version"]), acked))
-
-
-def reader(
-    deployment: Deployment, pids: list[int], history: History, stop: threading.Event
-) -> None:
-    rng = random.Random()
-    with deployment.client(timeout=10) as http:
-        while not stop.is_set():
-            pid = rng.choice(pids)
-            started = time.monotonic()
-            try:
-                res = http.get(f"/products/{pid}")
-            except httpx.HTTPError:
-                history.status(-1)
-                continue
-            history.status(res.status_code)
-            if res.status_code == 200:
-                history.read(Read(pid, started, int(res.json()["version"]), res.headers["X-Cache"]))
 
 
 def test_no_read_after_an_acknowledged_write_sees_an_older_version_across_a_failover(
@@ -76,15 +33,9 @@ def test_no_read_after_an_acknowledged_write_sees_an_older_version_across_a_fail
     replica = next(n for n in sentinel.NODES if n != old)
     with deployment.client() as http:
         pids = [deployment.write(http, f"history {i}") for i in range(PRODUCTS)]
-    history, stop = History(), threading.Event()
-    threads = [threading.Thread(target=writer, args=(deployment, pids[:2], history, stop))]
-    threads.append(threading.Thread(target=writer, args=(deployment, pids[2:], history, stop)))
-    threads += [
-        threading.Thread(target=reader, args=(deployment, pids, history, stop))
-        for _ in range(READERS)
-    ]
-    for t in threads:
-        t.start()
+    load = HistoryLoad(deployment.api, pids, writers=2, readers=READERS)
+    history = load.history
+    load.start()
     try:
         time.sleep(3)
         paused_at = time.monotonic()
@@ -111,9 +62,7 @@ def test_no_read_after_an_acknowledged_write_sees_an_older_version_across_a_fail
         wait_until(hits_after_promotion, 60, "cache hits on the new primary")
         time.sleep(3)
     finally:
-        stop.set()
-        for t in threads:
-            t.join(30)
+        load.stop()
         deployment.container(old).start()
     stale = stale_reads(history.writes, history.reads)
     acked_while_paused = [w for w in history.writes if paused_at <= w.acked <= killed_at]

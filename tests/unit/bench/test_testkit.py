@@ -51,6 +51,15 @@ def test_outputs_are_typed_and_keyed_by_infra_outputs() -> None:
     assert (secrets.pg_password, secrets.redis_user) == ("p@ss", "pgha-app")
 
 
+def test_the_redis_container_of_a_sentinel_stack_is_its_observed_primary() -> None:
+    nodes = {"redis-0": "pgha-dev-redis-0", "redis-1": "pgha-dev-redis-1"}
+    values = {**VALUES, out.CONTAINERS: {**VALUES[out.CONTAINERS], **nodes}}
+    o = outputs_from("dev", {**values, out.REDIS_PRIMARY: "redis-1"}, with_secrets=False)
+    assert o.container_of("redis") == "pgha-dev-redis-1"
+    single = {**VALUES, out.CONTAINERS: {**VALUES[out.CONTAINERS], "redis": "pgha-dev-redis"}}
+    assert outputs_from("dev", single, with_secrets=False).container_of("redis") == "pgha-dev-redis"
+
+
 def test_outputs_without_secrets_hold_no_password() -> None:
     o = outputs_from("dev", VALUES, with_secrets=False)
     assert o.secrets is None
