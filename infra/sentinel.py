@@ -165,7 +165,13 @@ class SentinelCache(pulumi.ComponentResource):
                 args.image,
                 envs={
                     "PGHA_REDIS_ROLE": "server",
+                    "PGHA_REDIS_NODE": node,
                     "PGHA_REDIS_CONF": conf,
+                    # Asked at start which node is the primary now (the image's entrypoint).
+                    "PGHA_REDIS_SENTINELS": ",".join(
+                        f"{s}:{SENTINEL_PORT}" for s in sentinel_names(args.sentinels)
+                    ),
+                    "PGHA_REDIS_SENTINEL_PASSWORD": client_auth,
                     "PGHA_HEALTH_USER": API_USER,
                     "PGHA_HEALTH_PASSWORD": secret,
                 },
