@@ -3,7 +3,7 @@
 The runner ships this file's source into a container of the API's own image, with the API
 container's environment (so the same DSNs through HAProxy, pool sizes, timeouts and worker
 count) and the API's uvicorn flags. It runs the API's own SQL text, the read with
-``prepare=True`` and the writes in an explicit transaction as the API does, and returns the
+``prepare=True`` and each write as one autocommit statement as the API does, and returns the
 row as JSON: no Redis, no fence, no middleware, no FastAPI or pydantic. So
 ``miss_vs_bare_query``, ``post_vs_bare_insert`` and ``put_vs_bare_update`` measure what the
 API adds on top of the database round trips it cannot avoid.
@@ -122,7 +122,7 @@ async def get_product(request: Request) -> JSONResponse:
 
 async def post_product(request: Request) -> JSONResponse:
     params = body_params(await request.json())
-    async with POOLS["write"].connection() as conn, conn.transaction():
+    async with POOLS["write"].connection() as conn:
         cur = await conn.execute(INSERT, params)
         values = await cur.fetchone()
     assert values is not None
@@ -132,7 +132,7 @@ async def post_product(request: Request) -> JSONResponse:
 async def put_product(request: Request) -> JSONResponse:
     pid = request.path_params["product_id"]
     params = (*body_params(await request.json()), pid, None, None)
-    async with POOLS["write"].connection() as conn, conn.transaction():
+    async with POOLS["write"].connection() as conn:
         cur = await conn.execute(UPDATE, params)
         values = await cur.fetchone()
     if values is None:

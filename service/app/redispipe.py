@@ -1,4 +1,4 @@
-"""One pipelined Redis connection for the cache-hit path's MGET.
+"""One pipelined Redis connection for the cache's hot commands: the MGET, fill and fence.
 
 redis-py checks a connection out of its pool for every command, runs it under its retry and
 lock machinery and parses the reply through several Python layers; on a cache hit that costs
@@ -204,6 +204,32 @@ class RedisPipe:
             return await waiter, conn.epoch
         finally:
             timer.cancel()
+
+    async def eval_script(
+        self,
+        sha: str,
+        script: str,
+        keys: list[str],
+        args: list[bytes | int],
+        timeout: float,
+    ) -> Any:
+        """EVALSHA ``sha``; if this Redis has not seen the script (NOSCRIPT), EVAL its text.
+
+        Both attempts share ``timeout``. EVAL also loads the script, so only the first call
+        after a Redis restart pays for the text.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            return await self.execute(
+                encode_command("EVALSHA", sha, len(keys), *keys, *args), timeout
+            )
+        except ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise TimeoutError()
+        return await self.execute(encode_command("EVAL", script, len(keys), *keys, *args), left)
 
     async def connect(self) -> _Connection:
         # One attempt at a time, shared by every caller: a burst of requests on a dead

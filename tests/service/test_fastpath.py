@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import redis
 
-from app.cache import ProductCache
+from app.cache import Fence, ProductCache
 from app.models import INT8_MAX
 from app.redispipe import RedisPipe
 
@@ -259,3 +259,25 @@ def test_a_connection_dropped_by_redis_is_reopened_before_the_next_request(
             loop.cancel()
 
     run_with_cache(stack.redis.url, body)
+
+
+def test_fills_and_fences_on_the_pipe_reload_a_flushed_script_cache(
+    stack: Stack, rds: redis.Redis
+) -> None:
+    # A restarted Redis has no scripts: EVALSHA answers NOSCRIPT and the pipe falls back to
+    # EVAL, which also loads the script for the next EVALSHA.
+    pid = next(_ids)
+
+    async def body(cache: ProductCache) -> None:
+        rds.script_flush()
+        assert await cache.fill(pid, 1, b"one")
+        assert (await cache.lookup(pid)).status == "hit"
+        rds.script_flush()
+        assert await cache.record_write(pid, Fence.for_write(2))
+        assert rds.get(f"product:{pid}") is None
+        assert int(rds.get(f"product:{pid}:fence") or 0) == 2
+        assert not await cache.fill(pid, 1, b"stale")  # older than the fence: refused
+        assert cache.breaker.closed
+
+    # A generous budget: the test is about NOSCRIPT, not about a busy host's timings.
+    run_with_cache(stack.redis.url, body, redis_timeout_seconds=1.0)
