@@ -121,7 +121,10 @@ class ProductCache:
         self._fence_script = client.register_script(FENCE_LUA)
         self._sentinel = settings.sentinel_mode
         self._guard = self._sentinel and settings.cache_failover_guard
-        self.epochs = EpochClock(settings.cache_epoch_grace_seconds if self._guard else 0.0)
+        self.epochs = EpochClock(
+            settings.cache_epoch_grace_seconds if self._guard else 0.0,
+            with_barrier=self._guard and settings.cache_epoch_grace_seconds > 0,
+        )
         self._fill_lua = FILL_EPOCH_LUA if self._sentinel else FILL_LUA
         self._fill_script = client.register_script(self._fill_lua)
         self.breaker = CircuitBreaker(settings.redis_breaker_seconds)
@@ -319,7 +322,7 @@ class ProductCache:
             self.metrics.cache_bypass.inc()
             # Sentinel mode: the outage is a failover, whose fences may be lost; the primary
             # is the one read that cannot be behind a write another instance acknowledged.
-            return Lookup("bypass", fence=local, primary=self._guard)
+            return Lookup("bypass", fence=local, primary=self._guard, barrier=self.epochs.barrier)
         epoch: bytes | None = None
         try:
             if self._pipe is not None:
@@ -334,13 +337,13 @@ class ProductCache:
         except REDIS_ERRORS as exc:
             self._read_failed("lookup", exc)
             self.metrics.cache_bypass.inc()
-            return Lookup("bypass", fence=local, primary=self._guard)
+            return Lookup("bypass", fence=local, primary=self._guard, barrier=self.epochs.barrier)
         self._timeouts_since = None
         if epoch is not None:
             self._observe_epoch(epoch)
             if self._guard and self.epochs.in_grace():
                 self.metrics.cache_bypass.inc()
-                return Lookup("bypass", fence=local, primary=True)
+                return Lookup("bypass", fence=local, primary=True, barrier=self.epochs.barrier)
         fence = merge(Fence.decode(raw_fence), local)
         if cached is not None:
             if self._sentinel:
@@ -358,7 +361,9 @@ class ProductCache:
                 self.metrics.cache_hit.inc()
                 return Lookup("hit", body=body, version=version)
         self.metrics.cache_miss.inc()
-        return Lookup("miss", fence=fence, epoch=epoch if self._guard else None)
+        if not self._guard:
+            return Lookup("miss", fence=fence)
+        return Lookup("miss", fence=fence, epoch=epoch, barrier=self.epochs.barrier)
 
     async def fill(
         self, product_id: int, version: int, body: bytes, epoch: bytes | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Literal
@@ -53,9 +54,23 @@ class Catalog:
 
     # ------------------------------------------------------------------ reads
 
-    async def _read_replica(self, product_id: int) -> tuple[ProductRow | None, Source]:
+    async def _read_replica(
+        self, product_id: int, barrier: str | None = None
+    ) -> tuple[ProductRow | None, Source]:
         try:
-            return await self.db.read_product(self.db.read, product_id)
+            if barrier is None:
+                return await self.db.read_product(self.db.read, product_id)
+            row, source, replayed = await self.db.read_product_after(
+                self.db.read, product_id, barrier
+            )
+            if replayed:
+                return row, source
+            # This replica has not replayed every write acknowledged before the last cache
+            # failover, whose fences may be lost: only the primary can answer for sure.
+            self.metrics.barrier_redirects.inc()
+            return await self._read_primary(
+                product_id, "replica is behind the last cache failover and the primary is down"
+            )
         except DatabaseUnavailable as exc:
             self.metrics.backend_errors.labels("replica").inc()
             if not self.fallback_to_primary:
@@ -82,7 +97,7 @@ class Catalog:
             except DatabaseUnavailable as exc:
                 self.metrics.backend_errors.labels("primary").inc()
                 log.info("primary read during a cache failover failed (%s)", exc.reason)
-        return await self._read_replica(product_id)
+        return await self._read_replica(product_id, lookup.barrier)
 
     async def get(self, product_id: int, lookup: Lookup | None = None) -> ReadResult:
         """Read one product; ``lookup`` is a cache lookup already made for this request."""
@@ -114,6 +129,24 @@ class Catalog:
         if lookup.status == "miss":
             await self.cache.fill(product_id, row.version, body, lookup.epoch)
         return ReadResult(body, row.version, cache_status, source)
+
+    async def epoch_barrier_loop(self, interval: float) -> None:
+        """Sentinel mode: once a new cache epoch's grace is over, read the primary's LSN that
+        replica rows must have replayed from then on (sentinel.EpochClock)."""
+        clock = self.cache.epochs
+        while True:
+            await asyncio.sleep(interval)
+            epoch = clock.barrier_due()
+            if epoch is None:
+                continue
+            try:
+                lsn = await self.db.current_lsn()
+            except Exception as exc:
+                # Retried next round; the grace period ends without a barrier if this lasts.
+                log.warning("reading the primary's LSN for the cache epoch failed: %r", exc)
+                continue
+            if clock.set_barrier(epoch, lsn):
+                log.info("replica reads now need the WAL replayed up to %s", lsn)
 
     async def page(self, after: int, limit: int) -> tuple[list[ProductRow], Source]:
         try:

@@ -61,6 +61,14 @@ SELECT pg_is_in_recovery(), {", ".join("p." + c for c in _COLUMNS.split(", "))}
 FROM (SELECT 1) AS one LEFT JOIN products AS p ON p.id = %s
 """
 
+# The same read, saying also whether this server has replayed the WAL up to an LSN: the
+# primary has (it is the WAL); a replica has once its replay position is at or past it.
+_READ_ONE_AFTER = f"""
+SELECT pg_is_in_recovery(), COALESCE(pg_last_wal_replay_lsn() >= %s::pg_lsn, true),
+       {", ".join("p." + c for c in _COLUMNS.split(", "))}
+FROM (SELECT 1) AS one LEFT JOIN products AS p ON p.id = %s
+"""
+
 _READ_PAGE = f"""
 SELECT pg_is_in_recovery(), {", ".join("p." + c for c in _COLUMNS.split(", "))}
 FROM (SELECT 1) AS one
@@ -252,6 +260,19 @@ class Database:
         rows = await self._read(guard, _READ_ONE, (product_id,))
         in_recovery, *values = rows[0]
         return _row(tuple(values)), "replica" if in_recovery else "primary"
+
+    async def read_product_after(
+        self, guard: GuardedPool, product_id: int, lsn: str
+    ) -> tuple[ProductRow | None, Source, bool]:
+        """``read_product``, and whether the server had replayed the WAL up to ``lsn``."""
+        rows = await self._read(guard, _READ_ONE_AFTER, (lsn, product_id))
+        in_recovery, replayed, *values = rows[0]
+        return _row(tuple(values)), "replica" if in_recovery else "primary", bool(replayed)
+
+    async def current_lsn(self) -> str:
+        """The primary's WAL position now: every transaction it has acknowledged is before it."""
+        rows = await self._read(self.write, "SELECT pg_current_wal_lsn()::text", ())
+        return str(rows[0][0])
 
     async def read_page(
         self, guard: GuardedPool, after: int, limit: int

@@ -96,6 +96,9 @@ class Lookup:
     primary: bool = False
     # Sentinel mode: the epoch of the primary that answered; a fill must land on the same one.
     epoch: bytes | None = None
+    # Sentinel mode: the PostgreSQL LSN a replica must have replayed for its row to be used
+    # (read after the last cache failover's grace; see sentinel.EpochClock).
+    barrier: str | None = None
 
 
 def cache_key(product_id: int) -> str:

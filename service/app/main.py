@@ -53,9 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = Database(settings)
         redis = make_client(settings)
         cache = ProductCache(redis, settings, metrics)
-        app.state.ctx = AppContext(
-            settings, metrics, db, cache, Catalog(settings, db, cache, metrics)
-        )
+        catalog = Catalog(settings, db, cache, metrics)
+        app.state.ctx = AppContext(settings, metrics, db, cache, catalog)
         metrics.watch_pools(db.pool_stats)
         await db.open()
         schema = asyncio.create_task(db.bootstrap_schema(), name="schema-bootstrap")
@@ -65,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         warm = asyncio.create_task(cache.warm(), name="redis-warm-up")
         lag = asyncio.create_task(cache.loop_lag.run(), name="loop-lag")
+        barrier = asyncio.create_task(catalog.epoch_barrier_loop(0.1), name="epoch-barrier")
         probers = [
             asyncio.create_task(p.run(), name=f"{p.guard.name}-pool-prober") for p in db.probers
         ]
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            background = (schema, recovery, warm, lag, *probers)
+            background = (schema, recovery, warm, lag, barrier, *probers)
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)

@@ -77,6 +77,12 @@ class Metrics:
             "Reads sent to the primary because the replica was behind a write fence.",
             registry=r,
         )
+        self.barrier_redirects = Counter(
+            "pgha_epoch_barrier_primary_reads",
+            "Reads sent to the primary because the replica was behind the WAL position read "
+            "after the last cache failover (sentinel mode).",
+            registry=r,
+        )
         self.read_source = Counter(
             "pgha_read_source", "Reads by the source that served them.", ["source"], registry=r
         )

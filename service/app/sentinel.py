@@ -74,11 +74,22 @@ class EpochClock:
     fences acknowledged by the previous Redis primary may be missing on the new one, so a
     replica row cannot be checked against them, and another API instance may still hold
     queued invalidations it has not replayed on the new primary yet.
+
+    With a barrier, the grace period ends only once the PostgreSQL primary's WAL position
+    has been read after it (or `barrier_wait_seconds` later, if the primary cannot say):
+    every write acknowledged before the grace ended, by any instance, is at or before that
+    LSN, so a replica that has replayed it cannot be behind any of them, whether or not
+    their fences survived. Replica rows are trusted only from such a replica until the next
+    epoch; see service/README.md, "Cache failover".
     """
 
     grace_seconds: float
+    with_barrier: bool = False
+    barrier_wait_seconds: float = 2.0
     epoch: bytes | None = None
     since: float = float("-inf")
+    # The primary's LSN read after this epoch's grace, or None until then.
+    barrier: str | None = None
 
     def observe(self, epoch: bytes, now: float | None = None) -> bool:
         """Records `epoch`; True if it differs from the one seen before."""
@@ -86,11 +97,32 @@ class EpochClock:
             return False
         self.epoch = epoch
         self.since = time.monotonic() if now is None else now
+        self.barrier = None
         return True
 
     def in_grace(self, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
-        return now - self.since < self.grace_seconds
+        elapsed = now - self.since
+        if elapsed < self.grace_seconds:
+            return True
+        return self._barrier_missing() and elapsed < self.grace_seconds + self.barrier_wait_seconds
+
+    def barrier_due(self, now: float | None = None) -> bytes | None:
+        """The epoch whose barrier should be read now (its grace is over), else None."""
+        now = time.monotonic() if now is None else now
+        if self._barrier_missing() and now - self.since >= self.grace_seconds:
+            return self.epoch
+        return None
+
+    def set_barrier(self, epoch: bytes, lsn: str) -> bool:
+        """Records the LSN read for `epoch`; False if a newer epoch came meanwhile."""
+        if epoch != self.epoch:
+            return False
+        self.barrier = lsn
+        return True
+
+    def _barrier_missing(self) -> bool:
+        return self.with_barrier and self.epoch is not None and self.barrier is None
 
 
 def parse_sentinels(spec: str) -> list[tuple[str, int]]:

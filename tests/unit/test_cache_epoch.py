@@ -69,3 +69,40 @@ def test_sentinel_addresses_parse_and_a_malformed_one_is_refused() -> None:
     ]
     with pytest.raises(ValueError):
         parse_sentinels("sentinel-0")
+
+
+def test_with_a_barrier_the_grace_lasts_until_the_primary_lsn_is_read() -> None:
+    clock = EpochClock(grace_seconds=2.0, with_barrier=True, barrier_wait_seconds=2.0)
+    clock.observe(b"a" * 40, now=100.0)
+    assert clock.barrier_due(now=101.0) is None
+    assert clock.barrier_due(now=102.0) == b"a" * 40
+    assert clock.in_grace(now=103.0)
+    assert clock.set_barrier(b"a" * 40, "0/3000060")
+    assert not clock.in_grace(now=103.0)
+    assert clock.barrier == "0/3000060"
+    assert clock.barrier_due(now=103.0) is None
+
+
+def test_a_barrier_read_for_an_older_epoch_is_dropped_and_a_new_epoch_clears_it() -> None:
+    clock = EpochClock(grace_seconds=2.0, with_barrier=True)
+    clock.observe(b"a" * 40, now=100.0)
+    clock.set_barrier(b"a" * 40, "0/1")
+    clock.observe(b"b" * 40, now=110.0)
+    assert clock.barrier is None
+    assert not clock.set_barrier(b"a" * 40, "0/2")
+    assert clock.barrier is None
+
+
+def test_the_grace_ends_without_a_barrier_when_the_primary_never_answers() -> None:
+    clock = EpochClock(grace_seconds=2.0, with_barrier=True, barrier_wait_seconds=2.0)
+    clock.observe(b"a" * 40, now=100.0)
+    assert clock.in_grace(now=103.9)
+    assert not clock.in_grace(now=104.1)
+    assert clock.barrier_due(now=104.1) == b"a" * 40
+
+
+def test_without_the_guard_no_barrier_is_ever_due() -> None:
+    clock = EpochClock(grace_seconds=0.0)
+    clock.observe(b"a" * 40, now=1.0)
+    assert clock.barrier_due(now=5.0) is None
+    assert not clock.in_grace(now=1.0)

@@ -1,0 +1,113 @@
+"""A cache failover that loses a fence, while the PostgreSQL replica is behind that write.
+
+The history test (test_stale_reads) shows no stale read when the replica replays within
+the grace period, as it does on a quiet host. This one makes the replica lag for as long
+as the test wants, deterministically: its WAL replay is paused (`pg_wal_replay_pause()`),
+the Redis replica is paused too, behind a large write, so that the PUT's fence never
+reaches it, and the Redis primary is killed. After the promotion and the grace period the
+new Redis primary has no fence for the PUT, and a replica read would return the version
+before it. The API instance that did not make the PUT has nothing else to go by; only the
+WAL barrier read after the grace (app/sentinel.EpochClock) sends its reads to the primary.
+Without it this test fails with the old version (checked by hand against the code before
+the barrier).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from pgha_testkit import sentinel
+from pgha_testkit.deployment import Deployment, record
+from pgha_testkit.poll import wait_until
+
+# Reads after the grace: the API's grace (2 s) and barrier wait (2 s) are well inside it.
+READ_SECONDS = 6.0
+
+BALLAST = 'redis.call("SET", KEYS[1], string.rep("x", 32 * 1024 * 1024))'
+
+# Run inside one API container, so that every request reaches that instance and no other:
+# PUT, or GET in a loop for a while, printing one JSON line per answer.
+_IN_INSTANCE = """
+import json, sys, time, urllib.request
+method, path, seconds, body = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+start = time.monotonic()
+while True:
+    req = urllib.request.Request("http://127.0.0.1:8000" + path, method=method,
+        data=body.encode() or None, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as res:
+        doc = json.load(res)
+        print(json.dumps([round(time.monotonic() - start, 2), res.status, doc["version"],
+            res.headers["X-Cache"] if method == "GET" else "", res.headers.get("X-Read-Source")]))
+    if time.monotonic() - start >= seconds:
+        break
+    time.sleep(0.05)
+"""
+
+
+def in_instance(
+    deployment: Deployment,
+    instance: str,
+    method: str,
+    path: str,
+    seconds: float = 0,
+    body: str = "",
+) -> list[list[Any]]:
+    """Answers of `instance` itself (not through HAProxy) to `method path`, in a loop."""
+    code, output = deployment.container(instance).exec_run(
+        ["python3", "-c", _IN_INSTANCE, method, path, str(seconds), body]
+    )
+    text = cast(bytes, output).decode(errors="replace")
+    assert code == 0, text
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def version_of(deployment: Deployment, node: str, pid: int) -> int:
+    return int(deployment.sql(node, f"SELECT version FROM pgha.products WHERE id = {pid}").strip())
+
+
+def test_after_a_cache_failover_no_replica_behind_a_lost_fence_is_read(
+    deployment: Deployment,
+) -> None:
+    old = sentinel.wait_whole(deployment)
+    redis_replica = next(n for n in sentinel.NODES if n != old)
+    writer, reader = "api-1", "api-2"
+    with deployment.client() as http:
+        pid = deployment.write(http, "barrier")
+    deployment.wait_streaming()
+    in_instance(deployment, reader, "GET", f"/products/{pid}")
+    node = deployment.replicas[0]
+    deployment.sql(node, "SELECT pg_wal_replay_pause()")
+    try:
+        deployment.container(redis_replica).pause()
+        try:
+            # Paused, the replica still receives what fits in its socket buffers, which would
+            # include the PUT's fence; 32 MB of ballast first keeps the fence in the primary's
+            # own output buffer, lost with it, as on a replica that lags.
+            sentinel.ask(deployment, old, "EVAL", BALLAST, "1", "pgha-test:ballast")
+            body = json.dumps({"name": "barrier v2", "price": "2.00", "stock": 2})
+            [put] = in_instance(deployment, writer, "PUT", f"/products/{pid}", body=body)
+            acked = int(put[2])
+            # The replica really is behind the write: without its fence, a read there is stale.
+            assert version_of(deployment, node, pid) < acked
+            deployment.container(old).kill()
+        finally:
+            deployment.container(redis_replica).unpause()
+        wait_until(
+            lambda: sentinel.sentinel_primary(deployment, sentinel.SENTINELS[0]) == redis_replica,
+            180,
+            "Sentinel to promote the replica",
+        )
+        # The reader instance has no local fence for the PUT: only Redis (which lost it), the
+        # replica (paused before it) and the barrier can tell it about the write.
+        seen = in_instance(deployment, reader, "GET", f"/products/{pid}", READ_SECONDS)
+        still_behind = version_of(deployment, node, pid) < acked
+    finally:
+        deployment.sql(node, "SELECT pg_wal_replay_resume()")
+        deployment.container(old).start()
+    record("sentinel_barrier_reads", len(seen))
+    record("sentinel_barrier_answers", sorted({f"{s[3]} from {s[4]}" for s in seen}))
+    stale = [s for s in seen if s[2] < acked]
+    assert still_behind, "the replica replayed the PUT during the test: nothing was proven"
+    assert seen[-1][0] >= READ_SECONDS, seen[-1]
+    assert stale == [], f"{len(stale)} of {len(seen)} reads older than version {acked}: {stale[:8]}"
