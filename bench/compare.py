@@ -1,4 +1,4 @@
-"""Compare bench reports of two code versions run against the same stack, in ABBA order.
+"""Compare bench (or chaos) reports of two code versions run on the same stack, ABBA order.
 
 `python -m bench.compare --a A1.json A2.json --b B1.json B2.json` answers "did this change
 move the figures?" the only way a shared host allows: with each side's own run-to-run
@@ -6,7 +6,9 @@ spread as the noise. For every figure's throughput (and every ratio) it prints e
 the difference between the two sides' means, and the larger of the two sides' spreads
 (max - min over its runs, relative to the overall mean). A difference no larger than that
 spread is "within noise"; a larger one names the side that is faster. It also checks that
-both sides wrote the same report: the same figures, ratios and supporting ratios.
+both sides wrote the same report: the same figures, ratios and supporting ratios (for
+`make chaos` reports: each cell's recovery time, lost writes and share of 2xx answers, and
+the same fields per cell).
 
 Why not a fixed tolerance: on two cores shared with other stacks a figure moves by tens of
 percent between two runs of the same code, so any fixed threshold either flags noise or
@@ -59,6 +61,12 @@ class Row:
 
 def shape(report: dict[str, Any]) -> dict[str, list[str]]:
     """What a report contains, as names: what must not change between harness versions."""
+    if isinstance(report.get("cells"), list):
+        cells = report["cells"]
+        return {
+            "top level": sorted(report),
+            "cell fields": sorted({key for cell in cells for key in cell}),
+        }
     return {
         "figures": sorted(report.get("figures") or {}),
         "ratios": sorted(report.get("ratios") or {}),
@@ -67,8 +75,27 @@ def shape(report: dict[str, Any]) -> dict[str, list[str]]:
     }
 
 
+def chaos_quantities(report: dict[str, Any]) -> dict[str, float]:
+    """A `make chaos` report's numbers per cell: recovery, lost writes, answered shares."""
+    values: dict[str, float] = {}
+    for cell in report.get("cells") or []:
+        name = f"{cell.get('target')}:{cell.get('fault')} ({cell.get('mode')})"
+        recover = (cell.get("recover_s") or {}).get("traffic")
+        if isinstance(recover, int | float):
+            values[f"{name} recover s"] = float(recover)
+        values[f"{name} lost writes"] = float((cell.get("integrity") or {}).get("lost", 0))
+        for path in ("write", "read"):
+            load = cell.get(path) or {}
+            if load.get("requests"):
+                values[f"{name} {path} 2xx share"] = load["ok"] / load["requests"]
+    return values
+
+
 def quantities(report: dict[str, Any]) -> dict[str, float]:
-    """Every number worth comparing: each figure's rate, each ratio's value."""
+    """Every number worth comparing: each figure's rate, each ratio's value (bench), or
+    each cell's recovery and integrity (chaos)."""
+    if isinstance(report.get("cells"), list):
+        return chaos_quantities(report)
     values: dict[str, float] = {}
     for name, figure in (report.get("figures") or {}).items():
         if isinstance(figure, dict) and isinstance(figure.get("rate"), int | float):

@@ -44,3 +44,25 @@ def test_markdown_counts_the_quantities_within_noise() -> None:
     text = markdown([Row("x", [1.0, 2.0], [1.5, 1.6])], "old", "new", [])
     assert "Report shape: identical" in text
     assert "1 of 1 quantities within noise." in text
+
+
+def chaos(recover: float, lost: int = 0) -> dict[str, Any]:
+    cell = {
+        "target": "redis",
+        "fault": "stop",
+        "mode": "async",
+        "recover_s": {"traffic": recover},
+        "integrity": {"lost": lost},
+        "write": {"requests": 10, "ok": 10},
+        "read": {"requests": 10, "ok": 8},
+    }
+    return {"run_id": "x", "cells": [cell]}
+
+
+def test_chaos_reports_compare_recovery_lost_writes_and_answered_shares() -> None:
+    rows = compare([chaos(0.4), chaos(0.5)], [chaos(0.45), chaos(0.42)])
+    by_name = {r.name: r for r in rows}
+    assert by_name["redis:stop (async) recover s"].verdict == "within noise"
+    assert by_name["redis:stop (async) lost writes"].a == [0.0, 0.0]
+    assert by_name["redis:stop (async) read 2xx share"].b == [0.8, 0.8]
+    assert shape_differences([chaos(1), chaos(2)]) == []
