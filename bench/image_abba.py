@@ -1,9 +1,11 @@
 """Two API images side by side on one stack, in ABBA order: the before/after of a change.
 
 ``python -m bench.image_abba --stack perf --before IMAGE [--after IMAGE]`` starts one twin
-of an API instance per image (the instance's whole environment, on the stack's network, each
-on its own published port, never behind the HTTP frontend), seeds products, and measures
-cache hit, cache miss, POST and PUT against each twin. Every phase runs ``--rounds`` rounds,
+of an API instance per image (or, with ``--env-a``/``--env-b KEY=VALUE``, one image with two
+settings, e.g. the sentinel mode's failover guard on and off): the instance's whole
+environment, on the stack's network, each on its own published port, never behind the HTTP
+frontend. It seeds products, and measures cache hit, cache miss, POST and PUT against each
+twin. Every phase runs ``--rounds`` rounds,
 A then B in even rounds and B then A in odd ones, so a shared host's drift favours neither
 image. Per run it records req/s, p50/p99, the twin's CPU per request (from /proc) and the
 host's load average; it prints a markdown table and writes
@@ -35,14 +37,33 @@ PHASES = ("hit", "miss", "post", "put")
 def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--stack", required=True)
-    p.add_argument("--before", required=True, help="image A (e.g. a tag of the old build)")
+    p.add_argument("--before", help="image A (default: the stack's API image)")
     p.add_argument("--after", help="image B (default: the stack's API image)")
+    p.add_argument(
+        "--env-a",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set in twin A's environment (repeatable): one image, two settings",
+    )
+    p.add_argument("--env-b", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--duration", type=int, default=8, help="seconds per measured run")
     p.add_argument("--connections", "-c", type=int, default=32)
     p.add_argument("--workers", type=int, default=1, help="PGHA_WORKERS of both twins")
     p.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset")
     return p.parse_args()
+
+
+def settings(pairs: list[str]) -> dict[str, str]:
+    """``["KEY=VALUE", ...]`` -> a dict; a pair without ``=`` is refused."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--env-a/--env-b take KEY=VALUE, not {pair!r}")
+        out[key] = value
+    return out
 
 
 def _start(
@@ -96,7 +117,8 @@ def main() -> int:
     docker = Docker()
     api = stack.container_of("api")
     env = {**docker.environment(api), "PGHA_WORKERS": str(o.workers)}
-    images = {"A": o.before, "B": o.after or docker.image_id(api)}
+    images = {"A": o.before or docker.image_id(api), "B": o.after or docker.image_id(api)}
+    envs = {"A": {**env, **settings(o.env_a)}, "B": {**env, **settings(o.env_b)}}
     prefix = f"pgha-bench-abba-{utc_now():%Y%m%dT%H%M%SZ}"
     phases = [p for p in o.phases.split(",") if p]
     names: dict[str, str] = {}
@@ -104,7 +126,7 @@ def main() -> int:
     results: dict[str, dict[str, list[dict[str, Any]]]] = {p: {"A": [], "B": []} for p in phases}
     try:
         for side, image in images.items():
-            names[side], urls[side] = _start(docker, stack, side, image, env)
+            names[side], urls[side] = _start(docker, stack, side, image, envs[side])
         miss_n = 4000 * o.duration
         sets = [("hit", 10_000)] + [(f"miss{r}{s}", miss_n) for r in range(o.rounds) for s in "AB"]
         ids = seed(secrets.write_dsn, prefix, sets)
@@ -135,7 +157,9 @@ def main() -> int:
     finally:
         for name in names.values():
             docker.remove(name)
-        delete_products(secrets.write_dsn, secrets.redis_url, prefix)
+        # Sentinel mode publishes no cache port: the bodies expire with their TTL.
+        redis_url = None if stack.redis_primary else secrets.redis_url
+        delete_products(secrets.write_dsn, redis_url, prefix)
     _report(o, images, results)
     return 0
 
@@ -143,7 +167,8 @@ def main() -> int:
 def _report(
     o: argparse.Namespace, images: dict[str, str], results: dict[str, dict[str, list[Any]]]
 ) -> None:
-    print(f"\nA = {images['A']}, B = {images['B']}; -c{o.connections} -d{o.duration}s, ABBA")
+    print(f"\nA = {images['A']} {o.env_a}, B = {images['B']} {o.env_b}; ABBA")
+    print(f"-c{o.connections} -d{o.duration}s, {o.rounds} rounds")
     print("| path | A req/s (runs) | B req/s (runs) | B/A | A CPU µs/req | B CPU µs/req | load |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for phase, sides in results.items():
