@@ -36,10 +36,11 @@ def placement(bed: Sequence[hosts.TestHost]) -> dict[str, str]:
 
 
 def two_proxies(bed: Sequence[hosts.TestHost]) -> dict[str, str | list[str]]:
-    """`placement`, with an HAProxy and API instances on host 1 and on host 2 (Redis stays
-    on host 1): what a user with two API hosts deploys."""
+    """`placement`, with an HAProxy and API instances on host 1 and on host 2, and Redis on
+    host 3: what a user with two API hosts deploys, the cache on neither so that it
+    survives the loss of either."""
     both = [bed[0].name, bed[1].name]
-    return {**placement(bed), "haproxy": both, "api": both}
+    return {**placement(bed), "haproxy": both, "api": both, "redis": bed[2].name}
 
 
 def request_any(

@@ -1,11 +1,12 @@
 """Two API hosts: an HAProxy and API instances on host 1 and on host 2, one cluster behind.
 
-The session stack is updated to `multihost.two_proxies` (its first HAProxy and API stay as
-they were; host 2 gains its own). Each endpoint must take writes and serve MISS then HIT
-reads from the one shared cache; then host 2 is killed whole, and host 1's endpoint must
-go on serving reads and writes under load, with no acknowledged write lost, while a
-client given both addresses (host 2's first) reaches host 1 on its own. Runs after the
-other modules of this directory (file order), since it changes the session's layout.
+The session stack is updated to `multihost.two_proxies` (host 1's HAProxy and API stay;
+host 2 gains its own; Redis moves to host 3). Each endpoint must take writes and serve
+MISS then HIT reads from the one shared cache; then the API host of the synchronous
+standby (the leader on host 3) is killed whole, and the other's endpoint must go on
+serving reads and writes under load, with no acknowledged write lost, while a client
+given both addresses (the dead one first) reaches the live one on its own. Runs after
+the other modules of this directory (file order), since it changes the session's layout.
 Gaps without a 2xx answer go to bench/results/e2e-measurements.jsonl.
 """
 
@@ -61,7 +62,7 @@ def test_both_endpoints_take_writes_and_share_one_cache(two: Deployment) -> None
             miss_then_hit(http, two.write(http, f"via {url}"))
     # A product written through one endpoint and cached through the other is a HIT there.
     with httpx.Client(base_url=first, timeout=10) as a, httpx.Client(base_url=second) as b:
-        pid = two.write(a, "written on host 1")
+        pid = two.write(a, "written through the first")
         assert b.get(f"/products/{pid}").headers["x-cache"] == "MISS"
         assert a.get(f"/products/{pid}").headers["x-cache"] == "HIT"
 
@@ -73,16 +74,32 @@ def longest_gap(load: Load, kind: str, since: float) -> float:
     return max(b - a for a, b in zip(marks, marks[1:], strict=False)) if ends else float("inf")
 
 
+def lead_from(deployment: Deployment, host: str) -> str:
+    """Switches over until a node on `host` leads; the leader. In synchronous mode only the
+    synchronous standby may take over, so getting there can take two switchovers."""
+    for _ in range(3):
+        leader = patroni.wait_whole(deployment)
+        if deployment.host_of(leader) == host:
+            return leader
+        sync = patroni.wait_sync_standby(deployment)
+        body = {"leader": leader, "candidate": sync}
+        status, text = patroni.request(deployment, sync, "POST", "/switchover", body)
+        assert status == 200, (status, text)
+        patroni.wait_leader(deployment, 60, not_=leader)
+    raise AssertionError(f"no node on {host} took over in three switchovers")
+
+
 def test_with_one_api_host_dead_the_other_serves_reads_and_writes(
     two: Deployment, bed: list[hosts.TestHost]
 ) -> None:
-    survivor, victim = bed[0], bed[1]
-    # The leader's own failure is test_host_failure's; here only a proxy host is lost
-    # (with a replica and an etcd member on it, maybe the synchronous standby).
-    leader = multihost.lead_off(two, victim.name)
-    patroni.wait_sync_standby(two)
+    # The leader's own failure is test_host_failure's: the leader goes to host 3, and the
+    # victim is the API host of the synchronous standby, the harder case: its loss holds
+    # every commit until Patroni names the other replica the standby.
+    leader = lead_from(two, bed[2].name)
+    sync = patroni.wait_sync_standby(two)
+    victim = next(h for h in bed[:2] if h.name == two.host_of(sync))
+    survivor = next(h for h in bed[:2] if h is not victim)
     roles = {str(m["name"]): str(m.get("role")) for m in patroni.members(two)}
-    # A synchronous standby on the victim holds commits until Patroni names another one.
     on_victim = {n: roles.get(n) for n in patroni.pg_nodes(two) if two.host_of(n) == victim.name}
     urls = [url_of(two, victim), url_of(two, survivor)]
     ledger = Ledger()
@@ -125,4 +142,4 @@ def test_with_one_api_host_dead_the_other_serves_reads_and_writes(
     patroni.wait_whole(two, timeout=180)
     with httpx.Client(base_url=urls[0], timeout=10) as http:
         wait_until(lambda: http.get("/ready").status_code == 200, 120, f"{victim.name}'s API again")
-        miss_then_hit(http, two.write(http, "host 2 back"))
+        miss_then_hit(http, two.write(http, f"{victim.name} back"))
