@@ -74,7 +74,8 @@ hosts-down:
 	./scripts/hosts.sh down $(N)
 
 # A stack spread over the 3 test-bed hosts (pgha:hosts): placement, streaming across hosts,
-# MISS then HIT, a host failure. Brings the hosts up itself; `make hosts-down` removes them.
+# MISS then HIT, a host failure, then two API hosts and one of them killed. Brings the hosts
+# up itself; `make hosts-down` removes them (PGHA_HOSTS_NAME and friends: scripts/hosts.sh).
 test-e2e-multihost: hosts-up
 	$(ENV) PGHA_TEST_NODES="pg-0 pg-1 pg-2" pytest -q tests/e2e_multihost
 

@@ -34,11 +34,13 @@ class ApiArgs:
     replicas: int
     # More PGHA_* variables (cacheMode sentinel's); none in single mode, so its env is as before.
     extra_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # pgha:placement with several HAProxies: the instances beside each are `api-<host>-N`.
+    prefix: str = "api"
 
 
-def instance_names(replicas: int) -> list[str]:
-    """Logical names of the instances, `api-1` to `api-N` (also their output keys)."""
-    return [f"api-{i}" for i in range(1, replicas + 1)]
+def instance_names(replicas: int, prefix: str = "api") -> list[str]:
+    """Logical names of the instances, `<prefix>-1` to `<prefix>-N` (also their output keys)."""
+    return [f"{prefix}-{i}" for i in range(1, replicas + 1)]
 
 
 class Api(pulumi.ComponentResource):
@@ -50,7 +52,7 @@ class Api(pulumi.ComponentResource):
         super().__init__("pgha:index:Api", name, None, opts)
         self.containers = {}
         previous: list[pulumi.Resource] = []
-        for instance in instance_names(args.replicas):
+        for instance in instance_names(args.replicas, args.prefix):
             spec = ContainerSpec(
                 args.scope,
                 instance,

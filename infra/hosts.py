@@ -41,6 +41,8 @@ def roles_on(mh: MultiHost, host: str) -> frozenset[str]:
             roles.add("etcd")
         else:
             roles.add(key)
+    if host in mh.proxy_hosts:
+        roles |= {"haproxy", "api"}
     return frozenset(roles)
 
 

@@ -52,3 +52,7 @@ def redis_url(user: Input[str], password: Input[str], address: Input[str]) -> Ou
 # and host name -> its Docker engine URL.
 PLACEMENT = "placement"
 ENGINES = "engines"
+# pgha:placement with several HAProxies only: every HAProxy's API URL, in placement order
+# (API_URL is the first one's), and host -> its {api_url, write_endpoint, read_endpoint}.
+API_URLS = "api_urls"
+PROXY_ENDPOINTS = "proxy_endpoints"

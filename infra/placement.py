@@ -11,11 +11,17 @@ etcd member its client and peer ports. Published port = base + the node's (membe
 index, so two nodes placed on one host never ask for the same port; `published_ports`
 lists them all, and `parse` refuses any address:port asked for twice (the bases can be
 moved with `pgha:hostPorts` when they clash with something else on the hosts).
+
+`haproxy` and `api` may each name one host or a list of hosts (the same ones): every
+listed host gets its own HAProxy with its own API instances behind it (`ProxySite`).
+The first keeps the names a one-host placement has always had (`haproxy`, `api-N`), so
+such a stack declares exactly what it did before lists were allowed.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +29,10 @@ from typing import Any
 # Placement keys besides the node names and etcd members.
 SERVICES = ("haproxy", "redis", "api")
 ETCD_MEMBERS = 3
+# Placement keys that may list several hosts: one HAProxy and its API instances on each.
+PROXY_KEYS = ("haproxy", "api")
+# A host that gets a second HAProxy lends its name to container names and network aliases.
+CONTAINER_NAME_PART = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}$")
 
 
 def etcd_members(count: int = ETCD_MEMBERS) -> list[str]:
@@ -61,12 +71,33 @@ class ServicePorts:
 
 
 @dataclass(frozen=True)
+class ProxySite:
+    """One host's HAProxy and the API instances behind it, by their logical names."""
+
+    host: str
+    # The HAProxy's name: `haproxy` on the first host, `haproxy-<host>` on the others.
+    haproxy: str
+    # Its API instances are `<api>-1` .. `<api>-N`: `api-N` on the first host, as before.
+    api: str
+
+
+@dataclass(frozen=True)
 class MultiHost:
     hosts: Mapping[str, Host]
-    # Every placement key (node, etcd member, haproxy, redis, api) -> host name.
+    # Every placement key (node, etcd member, haproxy, redis, api) -> host name; for
+    # `haproxy` and `api`, the first of `proxy_hosts`.
     placement: Mapping[str, str]
     ports: HostPorts
     nodes: Sequence[str]
+    # Every host with an HAProxy and API instances, in the order pgha:placement lists them;
+    # empty means the one host `placement["haproxy"]` names.
+    proxy_hosts: Sequence[str] = ()
+
+    def proxy_sites(self) -> list[ProxySite]:
+        """Each HAProxy with its API instances; the first one is named as on one host."""
+        hosts = list(self.proxy_hosts) or [self.placement["haproxy"]]
+        sites = [ProxySite(hosts[0], "haproxy", "api")]
+        return sites + [ProxySite(h, f"haproxy-{h}", f"api-{h}") for h in hosts[1:]]
 
     def host_of(self, key: str) -> Host:
         return self.hosts[self.placement[key]]
@@ -83,7 +114,7 @@ class MultiHost:
 
     def used_hosts(self) -> list[str]:
         """Hosts something is placed on, in the order of `hosts`."""
-        wanted = set(self.placement.values())
+        wanted = set(self.placement.values()) | set(self.proxy_hosts)
         return [h for h in self.hosts if h in wanted]
 
     def peer_addresses(self) -> list[str]:
@@ -102,13 +133,14 @@ def published_ports(mh: MultiHost, services: ServicePorts) -> list[tuple[str, in
         client, peer = mh.etcd_ports(member)
         address = mh.host_of(member).address
         found += [(address, client, f"{member} client"), (address, peer, f"{member} peer")]
-    proxy = mh.host_of("haproxy").address
-    found += [
-        (proxy, services.write, "haproxy writePort"),
-        (proxy, services.read, "haproxy readPort"),
-        (proxy, services.api, "haproxy apiPort"),
-        (mh.host_of("redis").address, services.redis, "redis redisPort"),
-    ]
+    for site in mh.proxy_sites():
+        proxy = mh.hosts[site.host].address
+        found += [
+            (proxy, services.write, f"{site.haproxy} writePort"),
+            (proxy, services.read, f"{site.haproxy} readPort"),
+            (proxy, services.api, f"{site.haproxy} apiPort"),
+        ]
+    found.append((mh.host_of("redis").address, services.redis, "redis redisPort"))
     return found
 
 
@@ -156,6 +188,42 @@ def _host_ports(raw: Any, errors: list[str]) -> HostPorts:
     return HostPorts(**values)
 
 
+def _proxy_hosts(raw: Mapping[str, Any], errors: list[str]) -> dict[str, list[str]]:
+    """`haproxy` and `api` as lists of host names (one name is a list of one)."""
+    found: dict[str, list[str]] = {}
+    for key in PROXY_KEYS:
+        value = raw.get(key)
+        if value is None:
+            continue
+        listed = [value] if isinstance(value, str) else value
+        if (
+            not isinstance(listed, Sequence)
+            or not listed
+            or not all(isinstance(h, str) for h in listed)
+        ):
+            errors.append(f"pgha:placement.{key} must be a host name or a list of host names")
+            continue
+        if len(set(listed)) != len(listed):
+            errors.append(f"pgha:placement.{key} lists a host twice: {list(listed)}")
+        found[key] = list(listed)
+    haproxy, api = found.get("haproxy"), found.get("api")
+    if haproxy is not None and api is not None and set(haproxy) != set(api):
+        # Each HAProxy finds its API instances by their alias on its own host's network,
+        # and each API instance reaches the database through the HAProxy beside it.
+        errors.append(
+            f"pgha:placement.api must list the same hosts as pgha:placement.haproxy "
+            f"(each HAProxy serves the API instances on its own host): api {api}, "
+            f"haproxy {haproxy}"
+        )
+    for host in (haproxy or [])[1:]:
+        if not CONTAINER_NAME_PART.match(host):
+            errors.append(
+                f"pgha:placement.haproxy lists host {host!r}: a second HAProxy's host must be "
+                f"named with lowercase letters, digits, '.', '_' or '-' (it names containers)"
+            )
+    return found
+
+
 def _concentrated(
     placement: Mapping[str, str], keys: Sequence[str], what: str, errors: list[str]
 ) -> None:
@@ -194,7 +262,12 @@ def parse(
     if not isinstance(raw_placement, Mapping):
         errors.append("pgha:placement must map nodes, etcd members, haproxy, redis, api to hosts")
         raise ValueError("invalid multi-host config:\n  - " + "\n  - ".join(errors))
-    placement = {str(k): str(v) for k, v in raw_placement.items()}
+    proxies = _proxy_hosts(raw_placement, errors)
+    placement = {str(k): str(v) for k, v in raw_placement.items() if str(k) not in PROXY_KEYS}
+    proxy_hosts = proxies.get("haproxy", [])
+    for key, listed in proxies.items():
+        # The first HAProxy's host is where `api` counts as placed, whatever api's order.
+        placement[key] = proxy_hosts[0] if proxy_hosts else listed[0]
     keys = [*nodes, *etcd_members(), *SERVICES]
     missing = [k for k in keys if k not in placement]
     if missing:
@@ -202,16 +275,21 @@ def parse(
     unknown_keys = sorted(set(placement) - set(keys))
     if unknown_keys:
         errors.append(f"pgha:placement names {unknown_keys}, which are not part of this stack")
-    for key, host in sorted(placement.items()):
+    named = [*placement.items(), *((k, h) for k, hs in proxies.items() for h in hs[1:])]
+    for key, host in sorted(set(named)):
         if host not in hosts and (raw_hosts is None or host not in raw_hosts):
             errors.append(f"pgha:placement.{key} names host {host!r}, not one of pgha:hosts")
     _concentrated(placement, nodes, "PostgreSQL nodes", errors)
     _concentrated(placement, etcd_members(), "etcd members", errors)
-    if placement.get("api") != placement.get("haproxy"):
-        # HAProxy finds the API instances by their alias on its own host's network.
-        errors.append("pgha:placement.api must name the same host as pgha:placement.haproxy")
     if not errors:
-        mh = MultiHost(hosts=hosts, placement=placement, ports=ports, nodes=list(nodes))
+        mh = MultiHost(
+            hosts=hosts,
+            placement=placement,
+            ports=ports,
+            nodes=list(nodes),
+            # A single host keeps the field empty, so a one-proxy MultiHost is as before.
+            proxy_hosts=tuple(proxy_hosts) if len(proxy_hosts) > 1 else (),
+        )
         owners: dict[tuple[str, int], str] = {}
         for address, port, what in published_ports(mh, services):
             if (address, port) in owners:

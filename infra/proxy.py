@@ -35,6 +35,9 @@ class ProxyArgs:
     read_port: int
     stats_port: int
     api_port: int
+    # pgha:placement with several HAProxies: the ones beside the first are `haproxy-<host>`;
+    # every one keeps the alias `haproxy` on its own host's network, where its API finds it.
+    member: str = "haproxy"
 
 
 class Proxy(pulumi.ComponentResource):
@@ -51,7 +54,7 @@ class Proxy(pulumi.ComponentResource):
         )
         spec = ContainerSpec(
             args.scope,
-            "haproxy",
+            args.member,
             "haproxy",
             args.image,
             alias=self.host,

@@ -124,6 +124,12 @@ class Deployment:
         return str(self.outputs[out.API_URL])
 
     @property
+    def api_urls(self) -> list[str]:
+        """Every HAProxy's API URL: `api_urls` where several HAProxies serve (pgha:placement),
+        else the one `api_url`."""
+        return [str(u) for u in self.outputs.get(out.API_URLS) or [self.api]]
+
+    @property
     def primary(self) -> str:
         return str(self.outputs[out.PRIMARY])
 

@@ -2,9 +2,11 @@
 
 `throwaway` deploys the issue's layout (pg-N and etcd-N on host N+1, HAProxy, Redis and
 the API on host 1), with pgha:primary pg-1 so the leader starts off the API's host, and
-synchronous mode on. `host_failure` kills the DinD container of the leader's host under
-two writers and reports what happened; the callers decide what it means
-(tests/e2e_multihost asserts, bench/multihost.py reports).
+synchronous mode on; `two_proxies` adds an HAProxy and API instances on host 2, and
+`request_any` is the client that reaches whichever of them answers. `host_failure`
+kills the DinD container of the leader's host under two writers and reports what
+happened; the callers decide what it means (tests/e2e_multihost asserts,
+bench/multihost.py reports).
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import httpx
 
 from pgha_testkit import hosts, patroni
 from pgha_testkit.deployment import Deployment, log
@@ -28,6 +33,31 @@ def placement(bed: Sequence[hosts.TestHost]) -> dict[str, str]:
     spread = {f"pg-{i}": bed[i].name for i in range(3)}
     spread |= {f"etcd-{i}": bed[i].name for i in range(3)}
     return spread | {"haproxy": bed[0].name, "redis": bed[0].name, "api": bed[0].name}
+
+
+def two_proxies(bed: Sequence[hosts.TestHost]) -> dict[str, str | list[str]]:
+    """`placement`, with an HAProxy and API instances on host 1 and on host 2, and Redis on
+    host 3: what a user with two API hosts deploys, the cache on neither so that it
+    survives the loss of either."""
+    both = [bed[0].name, bed[1].name]
+    return {**placement(bed), "haproxy": both, "api": both, "redis": bed[2].name}
+
+
+def request_any(
+    urls: Sequence[str], method: str, path: str, connect_s: float = 1.0, **kwargs: Any
+) -> httpx.Response:
+    """One request to the first of `urls` that takes the connection, as a client given
+    several addresses for one name should behave (README, "Two HAProxies"): the next URL
+    is tried only when connecting failed, when nothing was sent, so even a POST without
+    an Idempotency-Key is never sent twice. A dead host's address refuses nothing, so
+    the connect timeout is what bounds the detour."""
+    timeout = httpx.Timeout(10.0, connect=connect_s)
+    for url in urls[:-1]:
+        try:
+            return httpx.request(method, url + path, timeout=timeout, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            log(f"{url} did not take the connection; trying the next address")
+    return httpx.request(method, urls[-1] + path, timeout=timeout, **kwargs)
 
 
 def throwaway(bed: Sequence[hosts.TestHost]) -> Deployment:

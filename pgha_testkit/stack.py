@@ -74,6 +74,8 @@ class Outputs:
     # cacheMode sentinel: the node (`redis-N`) Sentinel named as primary at the last up;
     # empty in single mode, whose one cache container is `redis`.
     redis_primary: str = ""
+    # Every HAProxy's API URL (several only with two or more API hosts); api_url is first.
+    api_urls: tuple[str, ...] = ()
 
     @property
     def prefix(self) -> str:
@@ -146,6 +148,8 @@ def outputs_from(stack: str, values: Mapping[str, Any], *, with_secrets: bool) -
         containers=_mapping(values, out.CONTAINERS),
         volumes=_mapping(values, out.VOLUMES),
         redis_primary=_str(values, out.REDIS_PRIMARY),
+        api_urls=tuple(u.rstrip("/") for u in _names(values, out.API_URLS))
+        or (_str(values, out.API_URL).rstrip("/"),),
         secrets=(
             Secrets(
                 write_dsn=_str(values, out.WRITE_DSN),

@@ -7,13 +7,17 @@
 #   scripts/hosts.sh down [N]   # removes the hosts, their volumes and the network
 #   scripts/hosts.sh env [N]    # the same lines as `up`, for hosts already running
 #
-# Each host is a container `pgha-host-<i>` (i = 1..N) from images/dind, with:
-#   - its own data root, the named volume `pgha-host-<i>-docker`;
+# Each host is a container `<PGHA_HOSTS_NAME>-<i>` (i = 1..N, name default pgha-host)
+# from images/dind, with:
+#   - its own data root, the named volume `<name>-<i>-docker`;
 #   - a fixed address 172.31.240.(10+i) on the network `pgha-hosts` (created here,
 #     subnet PGHA_HOSTS_SUBNET, chosen to be unlikely to clash);
 #   - its engine API published on 127.0.0.1:(PGHA_HOSTS_PORT_BASE + i), plain TCP:
 #     the entrypoint refuses it from anywhere but this machine;
 #   - the base image loaded into it (no registry is needed on the hosts).
+# Two beds on one machine (two people, two checkouts) need their own PGHA_HOSTS_NAME,
+# PGHA_HOSTS_NETWORK, PGHA_HOSTS_SUBNET and PGHA_HOSTS_PORT_BASE; the name must start
+# with `pgha-` (the tests name a host by what follows it).
 # Flags: --privileged fails here (see ../shared/notes/measured-here.md), so the host
 # gets every capability but SYS_RESOURCE, no seccomp, writable /sys and /proc paths, all
 # devices in its cgroup and a private cgroup namespace; --init so `docker stop` is quick.
@@ -24,12 +28,13 @@ N=${2:-${PGHA_HOSTS:-3}}
 NET=${PGHA_HOSTS_NETWORK:-pgha-hosts}
 SUBNET=${PGHA_HOSTS_SUBNET:-172.31.240.0/24}
 PORT_BASE=${PGHA_HOSTS_PORT_BASE:-23750}
+HOST_NAME=${PGHA_HOSTS_NAME:-pgha-host}
 BASE_IMAGE=${BASE_IMAGE:-debian:bookworm-slim}
 IMAGE=pgha-dind:latest
 prefix=${SUBNET%.*}
 
 log() { echo "hosts: $*" >&2; }
-name() { echo "pgha-host-$1"; }
+name() { echo "$HOST_NAME-$1"; }
 address() { echo "$prefix.$((10 + $1))"; }
 url() { echo "tcp://127.0.0.1:$((PORT_BASE + $1))"; }
 

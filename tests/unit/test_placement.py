@@ -120,3 +120,79 @@ def test_host_ports_move_the_bases() -> None:
     mh = run(host_ports={"postgres": 25432, "etcdPeer": 22480})
     assert mh.ports == HostPorts(postgres=25432, etcd_peer=22480)
     assert mh.node_ports("pg-0") == (25432, 18008)
+
+
+# HAProxy and the API on h1 and h2 (Redis stays on h1): one HAProxy per listed host.
+TWO_PROXIES = {**SPREAD, "haproxy": ["h1", "h2"], "api": ["h1", "h2"]}
+
+
+def test_one_host_in_a_list_is_the_same_as_its_name() -> None:
+    listed = run(placement={**SPREAD, "haproxy": ["h1"], "api": ["h1"]})
+    assert listed == run()
+    assert [(s.host, s.haproxy, s.api) for s in listed.proxy_sites()] == [("h1", "haproxy", "api")]
+
+
+def test_two_proxy_hosts_get_one_haproxy_each_the_first_named_as_on_one_host() -> None:
+    mh = run(placement=TWO_PROXIES)
+    assert [(s.host, s.haproxy, s.api) for s in mh.proxy_sites()] == [
+        ("h1", "haproxy", "api"),
+        ("h2", "haproxy-h2", "api-h2"),
+    ]
+    assert mh.placement["haproxy"] == mh.placement["api"] == "h1"
+
+
+def test_each_proxy_host_publishes_the_client_ports_on_its_own_address() -> None:
+    mh = run(placement=TWO_PROXIES)
+    found = {(a, p): what for a, p, what in published_ports(mh, SERVICES)}
+    assert found["172.31.240.11", 8000] == "haproxy apiPort"
+    assert found["172.31.240.12", 8000] == "haproxy-h2 apiPort"
+    assert found["172.31.240.12", 5432] == "haproxy-h2 writePort"
+
+
+def test_a_host_with_only_a_proxy_is_used_and_its_address_admitted() -> None:
+    hosts = {**HOSTS, "edge": {"url": "ssh://edge", "address": "10.9.0.1"}}
+    mh = run(hosts=hosts, placement={**SPREAD, "haproxy": ["h1", "edge"], "api": ["h1", "edge"]})
+    assert mh.used_hosts() == ["h1", "h2", "h3", "edge"]
+    assert "10.9.0.1" in mh.peer_addresses()
+
+
+def test_the_api_on_other_hosts_than_the_haproxies_is_refused() -> None:
+    message = refused(placement={**TWO_PROXIES, "api": ["h1", "h3"]})
+    assert "pgha:placement.api must list the same hosts as pgha:placement.haproxy" in message
+    assert "pgha:placement.api must list" in refused(placement={**TWO_PROXIES, "api": "h1"})
+
+
+def test_the_api_listed_in_another_order_is_placed_with_the_first_haproxy() -> None:
+    mh = run(placement={**TWO_PROXIES, "api": ["h2", "h1"]})
+    assert mh.placement["api"] == "h1"
+
+
+def test_a_proxy_host_listed_twice_or_unknown_or_an_empty_list_is_refused() -> None:
+    twice = refused(placement={**TWO_PROXIES, "haproxy": ["h1", "h1"], "api": ["h1", "h1"]})
+    assert "pgha:placement.haproxy lists a host twice" in twice
+    unknown = refused(placement={**TWO_PROXIES, "haproxy": ["h1", "h9"], "api": ["h1", "h9"]})
+    assert "pgha:placement.haproxy names host 'h9'" in unknown
+    empty = refused(placement={**SPREAD, "haproxy": [], "api": []})
+    assert "pgha:placement.haproxy must be a host name or a list of host names" in empty
+
+
+def test_a_second_proxy_host_whose_name_cannot_name_a_container_is_refused() -> None:
+    hosts = {**HOSTS, "Edge 1": {"url": "ssh://edge", "address": "10.9.0.1"}}
+    placement = {**SPREAD, "haproxy": ["h1", "Edge 1"], "api": ["h1", "Edge 1"]}
+    assert "a second HAProxy's host must be named" in refused(hosts=hosts, placement=placement)
+
+
+def test_a_second_proxy_on_redis_port_of_its_host_is_refused() -> None:
+    # Redis on h2 and HAProxy's writePort moved onto redisPort: both on 172.31.240.12.
+    services = ServicePorts(api=8000, write=6379, read=5433, redis=6379)
+    with pytest.raises(ValueError) as err:
+        parse(
+            HOSTS,
+            {**TWO_PROXIES, "redis": "h2"},
+            None,
+            nodes=NODES,
+            failover_mode="patroni",
+            cache_mode="single",
+            services=services,
+        )
+    assert "port 6379 on 172.31.240.12 is published twice" in str(err.value)

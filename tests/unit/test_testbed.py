@@ -45,3 +45,9 @@ def test_each_host_builds_only_the_images_of_what_is_placed_on_it() -> None:
     mh = spread()
     assert roles_on(mh, "h1") == {"postgres", "etcd", "haproxy", "api"}
     assert roles_on(mh, "h2") == {"postgres", "etcd", "redis"}
+
+
+def test_a_second_proxy_host_builds_the_haproxy_and_api_images_too() -> None:
+    mh = spread()
+    two = MultiHost(mh.hosts, mh.placement, mh.ports, mh.nodes, proxy_hosts=("h1", "h2"))
+    assert roles_on(two, "h2") == {"postgres", "etcd", "redis", "haproxy", "api"}

@@ -51,6 +51,15 @@ def test_outputs_are_typed_and_keyed_by_infra_outputs() -> None:
     assert (secrets.pg_password, secrets.redis_user) == ("p@ss", "pgha-app")
 
 
+def test_api_urls_are_every_haproxys_or_else_the_one_api_url() -> None:
+    assert outputs_from("dev", VALUES, with_secrets=False).api_urls == ("http://127.0.0.1:8000",)
+    two = {**VALUES, out.API_URLS: ["http://10.0.0.11:8000", "http://10.0.0.12:8000"]}
+    assert outputs_from("dev", two, with_secrets=False).api_urls == (
+        "http://10.0.0.11:8000",
+        "http://10.0.0.12:8000",
+    )
+
+
 def test_the_redis_container_of_a_sentinel_stack_is_its_observed_primary() -> None:
     nodes = {"redis-0": "pgha-dev-redis-0", "redis-1": "pgha-dev-redis-1"}
     values = {**VALUES, out.CONTAINERS: {**VALUES[out.CONTAINERS], **nodes}}
