@@ -5,7 +5,9 @@ move the figures?" the only way a shared host allows: with each side's own run-t
 spread as the noise. For every figure's throughput (and every ratio) it prints each run,
 the difference between the two sides' means, and the larger of the two sides' spreads
 (max - min over its runs, relative to the overall mean). A difference no larger than that
-spread is "within noise"; a larger one names the side that is faster. It also checks that
+spread is "within noise"; a larger one names the side that is faster. With as many runs on
+each side, given in run order (A1 B1 B2 A2 as `--a A1 A2 --b B1 B2`), it also prints the
+paired differences, each between two runs that ran back to back. It also checks that
 both sides wrote the same report: the same figures, ratios and supporting ratios (for
 `make chaos` reports: each cell's recovery time, lost writes and share of 2xx answers, and
 the same fields per cell).
@@ -39,6 +41,14 @@ class Row:
     def diff(self) -> float:
         """(mean B - mean A) / mean of all runs."""
         return (statistics.fmean(self.b) - statistics.fmean(self.a)) / self._scale
+
+    @property
+    def paired(self) -> list[float]:
+        """(B - A) / mean of the pair, run by run: in ABBA order A1 and B1 ran back to back,
+        as did B2 and A2, so each pair shares the host's load of its moment."""
+        if len(self.a) != len(self.b):
+            return []
+        return [(b - a) / (abs(a + b) / 2 or 1.0) for a, b in zip(self.a, self.b, strict=True)]
 
     @property
     def noise(self) -> float:
@@ -142,13 +152,13 @@ def markdown(rows: Sequence[Row], a_label: str, b_label: str, shapes: Sequence[s
         "",
         "Report shape: " + ("identical" if not shapes else "; ".join(shapes)),
         "",
-        "| quantity | A runs | B runs | difference | noise | verdict |",
-        "|---|---|---|---:|---:|---|",
+        "| quantity | A runs | B runs | difference | noise | verdict | paired (B-A) |",
+        "|---|---|---|---:|---:|---|---|",
     ]
     for row in rows:
         out.append(
             f"| {row.name} | {runs(row.a)} | {runs(row.b)} | {row.diff:+.1%} | {row.noise:.1%} "
-            f"| {row.verdict} |"
+            f"| {row.verdict} | {', '.join(f'{d:+.1%}' for d in row.paired)} |"
         )
     within = sum(1 for row in rows if row.verdict == "within noise")
     out += ["", f"{within} of {len(rows)} quantities within noise."]

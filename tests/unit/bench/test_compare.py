@@ -66,3 +66,9 @@ def test_chaos_reports_compare_recovery_lost_writes_and_answered_shares() -> Non
     assert by_name["redis:stop (async) lost writes"].a == [0.0, 0.0]
     assert by_name["redis:stop (async) read 2xx share"].b == [0.8, 0.8]
     assert shape_differences([chaos(1), chaos(2)]) == []
+
+
+def test_paired_differences_compare_runs_that_ran_back_to_back() -> None:
+    row = Row("x", [100.0, 300.0], [110.0, 270.0])
+    assert [round(d, 3) for d in row.paired] == [0.095, -0.105]
+    assert Row("x", [1.0], [1.0, 2.0]).paired == []
