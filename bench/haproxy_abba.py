@@ -49,6 +49,13 @@ def _args() -> argparse.Namespace:
     p.add_argument("--duration", type=int, default=8, help="seconds per measured run")
     p.add_argument("--connections", "-c", type=int, default=32)
     p.add_argument("--path", choices=("dsn", "frontend"), default="dsn")
+    p.add_argument(
+        "--twin-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment of every twin (--path dsn), e.g. PGHA_POOL_MAX=20",
+    )
     return p.parse_args()
 
 
@@ -152,6 +159,7 @@ def main() -> int:
         "B": o.after_cfg.read_text(),
     }
     api_env = docker.environment(stack.container_of("api"))
+    api_env.update(item.split("=", 1) for item in o.twin_env)
     prefix = f"pgha-bench-hap-{utc_now():%Y%m%dT%H%M%SZ}"
     names: dict[str, str] = {}
     proxies: dict[str, str] = {}
