@@ -24,6 +24,7 @@ API_PORT = 8000
 # changes this file; a spare slot takes a new instance while an old one's is released.
 API_ALIAS = "api"
 STATS_USER = "admin"
+HAPROXY_THREADS = 1
 # How long HAProxy waits, per attempt, for an API instance, in seconds (see _api_frontend).
 # Connect: on the Docker bridge a connect completes in the kernel in well under a
 # millisecond even when the instance is busy (HAProxy's average ctime was 0 ms after a
@@ -224,6 +225,11 @@ def render(topology: ProxyTopology, stats_password: str) -> str:
         "# Rendered by pgha (infra/haproxy_cfg.py) from stack config; do not edit.",
         "global",
         "    maxconn 2000",
+        # One thread: on the stack's few shared cores, a second thread cost HAProxy 15 to 30 %
+        # more CPU per forwarded API write (cross-thread wake-ups) for no throughput
+        # (bench/README.md, bench/haproxy_abba.py); one thread has far more capacity than
+        # the stack's PostgreSQL and API can use.
+        f"    nbthread {HAPROXY_THREADS}",
         "    log stdout format raw local0 notice",
         "",
         "defaults",

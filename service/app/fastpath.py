@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 from .errors import ApiError, error_response
 from .fence import Lookup
 from .models import INT8_MAX
+from .writepath import CREATE_ROUTE, WritePath
 
 log = logging.getLogger("pgha.fastpath")
 
@@ -78,24 +79,46 @@ def assert_route_exists(router: APIRouter) -> None:
 
 
 class PghaApi(FastAPI):
-    """FastAPI with the product-read fast path in front; everything else is unchanged."""
+    """FastAPI with the product read and write fast paths in front; the rest is unchanged."""
 
     _hit_children: tuple[Any, Any] | None = None
     # Counter and histogram children by status of the reads answered here (few statuses).
     _read_children: dict[int, tuple[Any, Any]] | None = None
 
+    _writes: WritePath | None = None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "GET"
-            and scope["path"].startswith(PREFIX)
-            # A mounted app's paths are relative to root_path: leave those to the router.
-            and not scope.get("root_path")
-        ):
-            product_id = parse_product_id(scope["path"])
-            if product_id is not None and await self._serve_read(product_id, scope, receive, send):
-                return
+        # A mounted app's paths are relative to root_path: leave those to the router.
+        if scope["type"] == "http" and not scope.get("root_path"):
+            method, path = scope["method"], scope["path"]
+            if method == "GET" and path.startswith(PREFIX):
+                product_id = parse_product_id(path)
+                if product_id is not None and await self._serve_read(
+                    product_id, scope, receive, send
+                ):
+                    return
+            elif method == "POST" and path == CREATE_ROUTE:
+                answered, receive = await self._serve_write(None, scope, receive, send)
+                if answered:
+                    return
+            elif method == "PUT" and path.startswith(PREFIX):
+                product_id = parse_product_id(path)
+                if product_id is not None:
+                    answered, receive = await self._serve_write(product_id, scope, receive, send)
+                    if answered:
+                        return
         await super().__call__(scope, receive, send)
+
+    async def _serve_write(
+        self, product_id: int | None, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[bool, Receive]:
+        ctx = getattr(self.state, "ctx", None)
+        if ctx is None:  # lifespan not run (yet): the route will say what is wrong
+            return False, receive
+        writes = self._writes
+        if writes is None:
+            writes = self._writes = WritePath()
+        return await writes.serve(ctx, product_id, scope, receive, send)
 
     async def _serve_read(
         self, product_id: int, scope: Scope, receive: Receive, send: Send

@@ -21,6 +21,7 @@ from .fastpath import PghaApi, assert_route_exists
 from .limits import BodyLimitMiddleware
 from .metrics import Metrics, MetricsMiddleware
 from .routes import health, products
+from .writepath import assert_write_routes_exist
 
 log = logging.getLogger("pgha")
 
@@ -85,8 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await cache.aclose()
             await redis.aclose()
 
-    # PghaApi answers cache hits of GET /products/{id} before FastAPI's own stack (see
-    # app/fastpath.py); every other request, and every non-hit, takes the normal path.
+    # PghaApi answers GET /products/{id} (app/fastpath.py) and plain POST /products and
+    # PUT /products/{id} (app/writepath.py) before FastAPI's own stack; anything else, and
+    # anything unusual about those, takes the normal path.
     app = PghaApi(
         title="pgha products API",
         version="1.0.0",
@@ -100,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(products.router)
     app.include_router(health.router)
     assert_route_exists(products.router)
+    assert_write_routes_exist(products.router)
     # Added last = outermost: metrics see the 413s produced by the body limit too.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

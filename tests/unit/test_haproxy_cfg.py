@@ -89,6 +89,11 @@ def test_check_timings_in_the_config_are_the_ones_the_failover_waits_for() -> No
     assert MARK_DOWN_BOUND_S >= CHECK_INTER_S + CHECK_FALL * CHECK_TIMEOUT_S
 
 
+def test_haproxy_runs_one_thread() -> None:
+    cfg = render(ProxyTopology(NODES, "none", api_instances=2), "s3cret-pw")
+    assert "    nbthread 1" in section(cfg, "global").splitlines()
+
+
 def test_stats_page_requires_auth() -> None:
     cfg = render(ProxyTopology(["pg-0", "pg-1"], "none"), "pw-123456")
     assert "stats auth admin:pw-123456" in section(cfg, "listen stats")

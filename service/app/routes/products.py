@@ -27,7 +27,7 @@ ProductId = Annotated[int, Path(ge=1, le=INT8_MAX, description="Server-assigned 
 JSON = "application/json"
 
 
-def _parse_if_match(value: str | None) -> int | None:
+def parse_if_match(value: str | None) -> int | None:
     """Return the expected version, ``None`` when unconditional; -1 can never match."""
     if value is None or value.strip() == "*":
         return None
@@ -37,13 +37,24 @@ def _parse_if_match(value: str | None) -> int | None:
     return int(token) if token.isascii() and token.isdigit() else -1
 
 
-def _product_response(row: ProductRow, status_code: int = 200) -> Response:
+def product_response(row: ProductRow, status_code: int = 200) -> Response:
     return Response(
         row.to_json(),
         status_code=status_code,
         media_type=JSON,
         headers={"ETag": etag(row.version)},
     )
+
+
+def created_response(row: ProductRow, replayed: bool) -> Response:
+    """The create's answer; the write fast path (app/writepath.py) sends the same object."""
+    # A repeat answers exactly like the first attempt (201, same Location), so a client
+    # or proxy that retries needs no special case; the header tells the two apart.
+    response = product_response(row, 201)
+    response.headers["Location"] = f"/products/{row.id}"
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 IdempotencyKey = Annotated[
@@ -76,13 +87,7 @@ async def create_product(
     # resolution is a measurable part of a write's CPU (see bench/README.md).
     catalog: Catalog = request.app.state.ctx.catalog
     row, replayed = await catalog.create(body, idempotency_key)
-    # A repeat answers exactly like the first attempt (201, same Location), so a client
-    # or proxy that retries needs no special case; the header tells the two apart.
-    response = _product_response(row, 201)
-    response.headers["Location"] = f"/products/{row.id}"
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
+    return created_response(row, replayed)
 
 
 _READ_HEADERS: dict[str, dict[str, Any]] = {
@@ -128,8 +133,8 @@ async def replace_product(
     ] = None,
 ) -> Response:
     catalog: Catalog = request.app.state.ctx.catalog
-    row = await catalog.replace(product_id, body, _parse_if_match(if_match))
-    return _product_response(row)
+    row = await catalog.replace(product_id, body, parse_if_match(if_match))
+    return product_response(row)
 
 
 @router.delete(

@@ -1,0 +1,184 @@
+"""``POST /products`` and ``PUT /products/{id}`` answered before FastAPI's routing and middleware.
+
+A write's own work is one statement and one fence script, yet FastAPI's request cycle for a
+body (seven ASGI layers, routing, dependency and parameter solving, three ``send`` wrappers)
+cost about as much CPU again (bench/README.md, the profile of issue 15). So the app takes the
+plain case first: a JSON body with a declared length under the limit, at most one of each
+header the routes read, a body that parses and validates. It then runs the routes' very
+calls (``Catalog.create`` / ``Catalog.replace``, which commit and raise the fence before
+anything is sent), builds the same ``Response`` objects, answers errors with the app's JSON
+bodies and records the same metrics.
+
+Anything else goes to FastAPI, with the body replayed if it was already read: a body that
+does not parse or validate, an unusual header or content type, a chunked body. So every 422
+still comes from FastAPI and its handlers, never from a copy of them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import ValidationError
+from starlette.types import Message, Receive, Scope, Send
+
+from .errors import ApiError, error_response
+from .models import IDEMPOTENCY_KEY_MAX, ProductIn
+from .routes.products import created_response, parse_if_match, product_response
+
+log = logging.getLogger("pgha.writepath")
+
+CREATE_ROUTE = "/products"
+REPLACE_ROUTE = "/products/{product_id}"
+_JSON = b"application/json"
+# Header names the routes (or the body limit) read; any other header is ignored by them.
+_CONTENT_TYPE = b"content-type"
+_CONTENT_LENGTH = b"content-length"
+_TRANSFER_ENCODING = b"transfer-encoding"
+_IDEMPOTENCY_KEY = b"idempotency-key"
+_IF_MATCH = b"if-match"
+_WATCHED = frozenset(
+    {_CONTENT_TYPE, _CONTENT_LENGTH, _TRANSFER_ENCODING, _IDEMPOTENCY_KEY, _IF_MATCH}
+)
+
+
+def write_headers(
+    headers: Sequence[tuple[bytes, bytes]], max_bytes: int
+) -> dict[bytes, bytes] | None:
+    """The headers a write route reads, if the request is one the fast path may take.
+
+    ``None`` (leave it to FastAPI) for a repeated header (which copy the route would see is
+    FastAPI's business), a content type other than exactly JSON (FastAPI parses
+    ``application/json; charset=...`` and ``+json`` types too, and a missing one), no
+    declared length, a chunked body, or one over the limit (the body limit's 413).
+    """
+    found: dict[bytes, bytes] = {}
+    for name, value in headers:
+        if name in _WATCHED:
+            if name in found:
+                return None
+            found[name] = value
+    if found.get(_CONTENT_TYPE) != _JSON or _TRANSFER_ENCODING in found:
+        return None
+    length = found.get(_CONTENT_LENGTH)
+    if length is None or not length.isdigit() or int(length) > max_bytes:
+        return None
+    return found
+
+
+def idempotency_key(raw: bytes | None) -> tuple[bool, str | None]:
+    """(acceptable, key): the route's header constraints, 1-100 printable ASCII characters."""
+    if raw is None:
+        return True, None
+    if not 1 <= len(raw) <= IDEMPOTENCY_KEY_MAX or any(b < 0x20 or b > 0x7E for b in raw):
+        return False, None
+    return True, raw.decode("ascii")
+
+
+def parse_body(body: bytes) -> ProductIn | None:
+    """The validated body, or ``None`` to let FastAPI produce its 422.
+
+    ``json.loads`` on the raw bytes is exactly what Starlette's ``Request.json`` does, and the
+    model is validated as FastAPI validates a lone body parameter, so whatever passes here
+    is what the route would have received.
+    """
+    try:
+        data: Any = json.loads(body)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        return ProductIn.model_validate(data)
+    except ValidationError:
+        return None
+
+
+def replay(messages: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that hands out the already-read messages first, then the live ones."""
+    pending = deque(messages)
+
+    async def replaying() -> Message:
+        if pending:
+            return pending.popleft()
+        return await receive()
+
+    return replaying
+
+
+def assert_write_routes_exist(router: APIRouter) -> None:
+    wanted = {(CREATE_ROUTE, "POST"), (REPLACE_ROUTE, "PUT")}
+    for route in router.routes:
+        for method in getattr(route, "methods", ()):
+            wanted.discard((getattr(route, "path", ""), method))
+    if wanted:
+        raise RuntimeError(f"write fast path expects routes {sorted(wanted)}")
+
+
+class WritePath:
+    """The write fast path of one app; ``serve`` returns False when FastAPI must answer."""
+
+    def __init__(self) -> None:
+        # Counter and histogram children by (route, status): few label sets, bound once.
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    async def serve(
+        self, ctx: Any, product_id: int | None, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[bool, Receive]:
+        """(answered, receive to hand on): the latter replays whatever body was read."""
+        started = time.perf_counter()
+        headers = write_headers(scope["headers"], ctx.settings.max_body_bytes)
+        if headers is None:
+            return False, receive
+        key_ok, key = idempotency_key(headers.get(_IDEMPOTENCY_KEY))
+        if product_id is None and not key_ok:
+            return False, receive
+        messages: list[Message] = []
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                # The client went away mid-body: FastAPI handles that as it always did.
+                return False, replay(messages, receive)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        data = parse_body(b"".join(chunks))
+        if data is None:
+            return False, replay(messages, receive)
+        route = CREATE_ROUTE if product_id is None else REPLACE_ROUTE
+        status = 500
+        try:
+            try:
+                if product_id is None:
+                    row, replayed = await ctx.catalog.create(data, key)
+                    response = created_response(row, replayed)
+                else:
+                    raw_if_match = headers.get(_IF_MATCH)
+                    expected = parse_if_match(
+                        None if raw_if_match is None else raw_if_match.decode("latin-1")
+                    )
+                    row = await ctx.catalog.replace(product_id, data, expected)
+                    response = product_response(row)
+            except ApiError as exc:
+                response = error_response(exc.status_code, exc.code, exc.detail, exc.headers)
+            except Exception:
+                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+                response = error_response(500, "internal_error", "unexpected server error")
+            status = response.status_code
+            await response(scope, receive, send)
+        finally:
+            children = self._children.get((route, status))
+            if children is None:
+                children = self._children[(route, status)] = ctx.metrics.route_children(
+                    scope["method"], route, status
+                )
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
+        return True, receive
