@@ -86,18 +86,27 @@ def shape(report: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def chaos_quantities(report: dict[str, Any]) -> dict[str, float]:
-    """A `make chaos` report's numbers per cell: recovery, lost writes, answered shares."""
+    """A `make chaos` report's numbers per cell: recovery, lost writes, answered shares,
+    the first answer after the fault was lifted and the longest gap without one."""
     values: dict[str, float] = {}
     for cell in report.get("cells") or []:
         name = f"{cell.get('target')}:{cell.get('fault')} ({cell.get('mode')})"
         recover = (cell.get("recover_s") or {}).get("traffic")
         if isinstance(recover, int | float):
             values[f"{name} recover s"] = float(recover)
+        if isinstance(cell.get("whole_after_lift_s"), int | float):
+            values[f"{name} whole after lift s"] = float(cell["whole_after_lift_s"])
         values[f"{name} lost writes"] = float((cell.get("integrity") or {}).get("lost", 0))
         for path in ("write", "read"):
             load = cell.get(path) or {}
             if load.get("requests"):
                 values[f"{name} {path} 2xx share"] = load["ok"] / load["requests"]
+            for key, label in (
+                ("first_2xx_after_lift_s", "first 2xx after lift s"),
+                ("longest_gap_without_2xx_s", "longest gap s"),
+            ):
+                if isinstance(load.get(key), int | float):
+                    values[f"{name} {path} {label}"] = float(load[key])
     return values
 
 
