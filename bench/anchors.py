@@ -2,6 +2,9 @@
 
 * the database anchor: bench/dbapp.py (bare Starlette + psycopg's pool) in the API image,
   with an API instance's environment, for ``miss_vs_bare_query`` and the write ratios;
+* one twin of an API instance for cache hits and misses on its own port, the like-for-like
+  side of ``hit_vs_bare_direct`` and ``miss_vs_bare_query_direct`` (the API's own figures
+  cross the HTTP frontend and spread over ``apiReplicas`` instances; the anchors do not);
 * two twins of an API instance, identical but for the write DSN, one through HAProxy's
   ``primary`` listen and one straight to the primary node, for
   ``api_haproxy_write_overhead``. Both twins are reached on their own published ports, so
@@ -72,6 +75,12 @@ def start_db_anchor(b: Bench, boot: str) -> tuple[str, str]:
     env = b.docker.environment(b.stack.container_of("api"))
     url = start_twin(b, "bare-db", env, boot=boot, source=DB_APP.read_text())
     return url, f"{b.stack.prefix}-bench-bare-db"
+
+
+def start_read_twin(b: Bench) -> tuple[str, str]:
+    """(URL, container name) of one twin of an API instance for the read runs."""
+    env = b.docker.environment(b.stack.container_of("api"))
+    return start_twin(b, "api-reader", env), f"{b.stack.prefix}-bench-api-reader"
 
 
 def start_write_twins(b: Bench) -> dict[str, tuple[str, str]]:

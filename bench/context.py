@@ -68,6 +68,7 @@ class Bench:
         # One fresh hit set and one fresh miss set per round; see bench.run.http_phase for why.
         self.hit_sets: list[Path] = []
         self.miss_sets: list[Path] = []
+        self.twin_miss_sets: list[Path] = []
         self.probe_set: Path | None = None
         self.ids: dict[Path, list[int]] = {}
         self._db_anchor: tuple[str, str] | None = None
@@ -99,10 +100,12 @@ class Bench:
         sets: list[tuple[str, int]] = []
         for r in range(o.rounds):
             sets += [(f"hit-{r}", o.hit_ids), (f"miss-{r}", o.miss_ids)]
+            sets.append((f"twin-miss-{r}", o.miss_ids))
         sets.append(("probe-miss", probe_ids(o)))
         log(
             f"seeding {sum(n for _, n in sets):,} products via the write DSN: per round "
-            f"{o.hit_ids:,} hit + {o.miss_ids:,} miss ids, and {probe_ids(o):,} probe ids"
+            f"{o.hit_ids:,} hit + 2 x {o.miss_ids:,} miss ids (API and twin), and "
+            f"{probe_ids(o):,} probe ids"
         )
         for tag, ids in data.seed(self.secrets.write_dsn, self.name_prefix, sets).items():
             path = self.tmp / f"{tag}.ids"
@@ -112,6 +115,8 @@ class Bench:
                 self.hit_sets.append(path)
             elif tag.startswith("miss-"):
                 self.miss_sets.append(path)
+            elif tag.startswith("twin-miss-"):
+                self.twin_miss_sets.append(path)
             else:
                 self.probe_set = path
 

@@ -23,11 +23,21 @@ MATPLOTLIB_PIN = "matplotlib==3.11.2"
 # name -> (comparison, goal, what it is)
 GOALS: dict[str, tuple[str, float, str]] = {
     "hit_vs_bare": (">=", 0.7, "API cache-hit req/s / bare uvicorn+Starlette JSON req/s"),
+    "hit_vs_bare_direct": (
+        ">=",
+        0.85,
+        "one API instance's cache-hit req/s on its own port / bare uvicorn+Starlette JSON req/s",
+    ),
     "hit_vs_miss_p50": ("<=", 0.5, "p50 of a cache hit / p50 of a miss served by the replica"),
     "miss_vs_bare_query": (
         ">=",
         0.9,
         "API cache-miss req/s / bare Starlette+psycopg SELECT req/s (both via HAProxy replicas)",
+    ),
+    "miss_vs_bare_query_direct": (
+        ">=",
+        0.9,
+        "one API instance's cache-miss req/s on its own port / bare Starlette+psycopg SELECT",
     ),
     "post_vs_bare_insert": (">=", 0.8, "API POST req/s / bare Starlette+psycopg INSERT req/s"),
     "put_vs_bare_update": (">=", 0.8, "API PUT req/s / bare Starlette+psycopg UPDATE req/s"),
@@ -58,6 +68,8 @@ INFO_RATIOS: dict[str, str] = {
 FIGURES: list[tuple[str, str]] = [
     ("api_hit", "API GET, cache hit"),
     ("api_miss", "API GET, cache miss -> replica"),
+    ("twin_hit", "API twin GET, cache hit, own port (no HTTP frontend)"),
+    ("twin_miss", "API twin GET, cache miss, own port (no HTTP frontend)"),
     ("api_hit_c1", "API GET, cache hit, 1 connection"),
     ("api_miss_c1", "API GET, cache miss, 1 connection"),
     ("api_post", "API POST (-> HAProxy primary)"),
@@ -115,8 +127,10 @@ def evaluate(report: Report) -> None:
 
     values = {
         "hit_vs_bare": ratio(get("api_hit", "rate"), get("bare", "rate")),
+        "hit_vs_bare_direct": ratio(get("twin_hit", "rate"), get("bare", "rate")),
         "hit_vs_miss_p50": ratio(get("api_hit", "p50_ms"), get("api_miss", "p50_ms")),
         "miss_vs_bare_query": ratio(get("api_miss", "rate"), get("bare_query", "rate")),
+        "miss_vs_bare_query_direct": ratio(get("twin_miss", "rate"), get("bare_query", "rate")),
         "post_vs_bare_insert": ratio(get("api_post", "rate"), get("bare_insert", "rate")),
         "put_vs_bare_update": ratio(get("api_put", "rate"), get("bare_update", "rate")),
         "api_haproxy_write_overhead": overhead(

@@ -34,6 +34,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from bench.anchors import start_read_twin
 from bench.common import BenchError, api_containers, log, wait_for_idle
 from bench.context import Bench
 from bench.options import parse_args
@@ -56,10 +57,15 @@ def http_phase(b: Bench) -> None:
     o, api_url = b.opts, b.stack.api_url
     bare_path = f"{b.start_bare()}/products/1"
     api = api_containers(b.stack)
+    # One API instance on its own port, as the anchors are: the like-for-like side of
+    # hit_vs_bare_direct and miss_vs_bare_query_direct (no HTTP frontend, one instance).
+    twin_url, twin = start_read_twin(b)
     runs: dict[str, list[dict[str, Any]]] = {
         "bare": [],
         "api_hit": [],
+        "twin_hit": [],
         "api_miss": [],
+        "twin_miss": [],
         "bare_query": [],
     }
 
@@ -86,19 +92,31 @@ def http_phase(b: Bench) -> None:
             )
             b.record(f"{name}_c1", probe)
 
+    def twin_reads(name: str, args: list[str]) -> None:
+        runs[name].append(b.wrk(name, twin_url, "get_ids.lua", args, o.duration, server=twin))
+
     def hit(r: int) -> None:
         b.warm(b.hit_sets[r])
         args = [str(b.hit_sets[r]), "cycle", str(o.threads)]
         if o.warmup:
             b.wrk("hit warm-up", api_url, "get_ids.lua", args, o.warmup)
+        if r % 2:
+            twin_reads("twin_hit", args)
         # The probe reads the same ids: the cache is still warm.
         reads(r, "api_hit", args, args)
+        if not r % 2:
+            twin_reads("twin_hit", args)
 
     def miss(r: int) -> None:
         log(f"cache misses over {len(b.ids[b.miss_sets[r]]):,} never-read ids")
         assert b.probe_set is not None
         args = [str(b.miss_sets[r]), "once", str(o.threads)]
+        twin_args = [str(b.twin_miss_sets[r]), "once", str(o.threads)]
+        if r % 2:
+            twin_reads("twin_miss", twin_args)
         reads(r, "api_miss", args, [str(b.probe_set), "once", "1"])
+        if not r % 2:
+            twin_reads("twin_miss", twin_args)
 
     db_url, db_name = b.db_anchor()
     if o.warmup:
@@ -148,6 +166,10 @@ def check_cache_counts(b: Bench) -> None:
             )
     if miss_fig["x_cache"]["miss"] < 0.99 * miss_fig["requests"]:
         warn(f"api_miss: only {miss_fig['x_cache']['miss']} of {miss_fig['requests']} were misses.")
+    for key, want in (("twin_hit", "hit"), ("twin_miss", "miss")):
+        fig = figs.get(key)
+        if fig and fig["x_cache"][want] < 0.99 * fig["requests"]:
+            warn(f"{key}: only {fig['x_cache'][want]} of {fig['requests']} were {want}es.")
 
 
 def redis_phase(b: Bench) -> None:

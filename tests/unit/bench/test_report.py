@@ -205,3 +205,17 @@ def test_chart_ratios_keeps_measured_unitless_ratios() -> None:
         "haproxy_write_overhead",
     ]
     assert rows[2] == ("haproxy_write_overhead", 0.2, 0.15, False)
+
+
+def test_the_direct_ratios_compare_one_instance_on_its_own_port_with_the_anchors() -> None:
+    report = fixed_report()
+    report.figures["twin_hit"] = http(9000.0, 1.5)
+    report.figures["twin_miss"] = http(1800.0, 6.0)
+    report.figures["bare_query"] = http(2000.0, 5.0)
+    evaluate(report)
+    r = report.ratios
+    assert (r["hit_vs_bare_direct"]["value"], r["hit_vs_bare_direct"]["met"]) == (0.9, True)
+    assert (r["miss_vs_bare_query_direct"]["value"], r["miss_vs_bare_query_direct"]["met"]) == (
+        0.9,
+        True,
+    )
