@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.common import log, wait_http_ok
-from pgha_testkit.ports import free_port
+from bench.common import log
 
 if TYPE_CHECKING:
     from bench.context import Bench
@@ -51,21 +50,17 @@ def start_twin(
     """
     api = b.stack.container_of("api")
     name = f"{b.stack.prefix}-bench-{role}"
-    port = free_port()
     b.helpers.append(name)
-    b.docker.start_helper(
+    # The pools open (and the API bootstraps its schema) before /health answers.
+    url = b.docker.start_http_helper(
         name,
         b.docker.image_id(api),
         entrypoint="python3" if boot else None,
         command=["-c", boot, source or ""] if boot else None,
         label="anchor",
         network=b.stack.network,
-        ports={"8000/tcp": ("127.0.0.1", port)},
         environment=env,
     )
-    url = f"http://127.0.0.1:{port}"
-    # The pools open (and the API bootstraps its schema) before /health answers.
-    wait_http_ok(f"{url}/health", 60)
     log(f"{role} {name} up on {url} with {env.get('PGHA_WORKERS', '1')} worker(s)")
     return url
 

@@ -18,7 +18,8 @@ import docker.errors
 from docker import DockerClient
 from docker.models.containers import Container
 
-from bench.common import BenchError
+from bench.common import BenchError, wait_http_ok
+from pgha_testkit.ports import free_port
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,37 @@ class Docker:
             )
         except (docker.errors.DockerException, OSError) as exc:
             raise BenchError(f"starting helper {name}: {exc}") from exc
+
+    def start_http_helper(
+        self,
+        name: str,
+        image: str,
+        *,
+        label: str,
+        environment: Mapping[str, str],
+        network: str | None = None,
+        entrypoint: str | None = None,
+        command: Sequence[str] | None = None,
+        health_seconds: float | None = 60,
+    ) -> str:
+        """`start_helper` with the container's port 8000 on a free loopback port; returns
+        its base URL once ``/health`` answers 200 (not waited for if `health_seconds` is
+        None). Every bench-only HTTP server (anchors, twins, HAProxy clones) starts here."""
+        port = free_port()
+        self.start_helper(
+            name,
+            image,
+            entrypoint=entrypoint,
+            command=command,
+            label=label,
+            network=network,
+            ports={"8000/tcp": ("127.0.0.1", port)},
+            environment=environment,
+        )
+        url = f"http://127.0.0.1:{port}"
+        if health_seconds is not None:
+            wait_http_ok(f"{url}/health", health_seconds)
+        return url
 
     def remove(self, name: str) -> None:
         """Force-removes a container if it exists (what `docker rm -f` did; errors ignored)."""

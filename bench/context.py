@@ -33,7 +33,6 @@ from bench.options import Options, probe_ids
 from bench.pgclient import PgClient
 from bench.report import LABELS, Report, evaluate
 from bench.tools import MAX_HTTP_RATE, http_failures, parse_wrk, pgbench_figure, wrk_command
-from pgha_testkit.ports import free_port
 from pgha_testkit.stack import Outputs
 
 # The bare anchor's source, shipped into a container of the API image (see bench/bareapp.py).
@@ -127,19 +126,16 @@ class Bench:
     def start_bare(self) -> str:
         api = self.stack.container_of("api")
         workers = self.docker.env(api, "PGHA_WORKERS") or "1"
-        port = free_port()
         self.helpers.append(self.bare_name)
-        self.docker.start_helper(
+        url = self.docker.start_http_helper(
             self.bare_name,
             self.docker.image_id(api),
             entrypoint="python3",
             command=["-c", BARE_BOOT, BARE_APP.read_text()],
             label="anchor",
-            ports={"8000/tcp": ("127.0.0.1", port)},
             environment={"PGHA_WORKERS": workers},
+            health_seconds=30,
         )
-        url = f"http://127.0.0.1:{port}"
-        wait_http_ok(f"{url}/health", 30)
         log(f"bare anchor {self.bare_name} up on {url} with {workers} worker(s)")
         return url
 

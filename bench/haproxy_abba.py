@@ -33,7 +33,6 @@ from bench.common import api_containers, log, run, utc_now, wait_http_ok
 from bench.containers import Docker, cpu_seconds
 from bench.data import delete_products
 from bench.tools import http_failures, parse_wrk, wrk_command
-from pgha_testkit.ports import free_port
 from pgha_testkit.stack import Outputs, load_outputs
 
 RESULTS = Path(__file__).with_name("results")
@@ -64,35 +63,23 @@ def _start_proxy(docker: Docker, stack: Outputs, side: str, cfg: str) -> tuple[s
     haproxy = stack.container_of("haproxy")
     name = f"{stack.prefix}-bench-hap-{side.lower()}"
     env = {**docker.environment(haproxy), CFG_ENV: cfg}
-    port = free_port()
-    docker.start_helper(
+    url = docker.start_http_helper(
         name,
         docker.image_id(haproxy),
-        entrypoint=None,
-        command=None,
         label="haproxy-abba",
         network=stack.network,
-        ports={"8000/tcp": ("127.0.0.1", port)},
         environment=env,
+        health_seconds=None,
     )
-    return name, f"http://127.0.0.1:{port}"
+    return name, url
 
 
 def _start_twin(docker: Docker, stack: Outputs, role: str, env: dict[str, str]) -> str:
     name = f"{stack.prefix}-bench-hap-twin-{role}"
-    port = free_port()
-    docker.start_helper(
-        name,
-        docker.image_id(stack.container_of("api")),
-        entrypoint=None,
-        command=None,
-        label="haproxy-abba",
-        network=stack.network,
-        ports={"8000/tcp": ("127.0.0.1", port)},
-        environment=env,
+    api_image = docker.image_id(stack.container_of("api"))
+    url = docker.start_http_helper(
+        name, api_image, label="haproxy-abba", network=stack.network, environment=env
     )
-    url = f"http://127.0.0.1:{port}"
-    wait_http_ok(f"{url}/health", 60)
     log(f"twin {role}: {name} on {url}")
     return url
 

@@ -23,11 +23,10 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-from bench.common import log, run, utc_now, wait_http_ok
+from bench.common import log, run, utc_now
 from bench.containers import Docker, cpu_seconds
 from bench.data import delete_products, seed, warm_cache
 from bench.tools import http_failures, parse_wrk, wrk_command
-from pgha_testkit.ports import free_port
 from pgha_testkit.stack import Outputs, load_outputs
 
 RESULTS = Path(__file__).with_name("results")
@@ -71,19 +70,9 @@ def _start(
 ) -> tuple[str, str]:
     """(container name, base URL) of a twin of an API instance running ``image``."""
     name = f"{stack.prefix}-bench-abba-{role}"
-    port = free_port()
-    docker.start_helper(
-        name,
-        image,
-        entrypoint=None,
-        command=None,
-        label="abba",
-        network=stack.network,
-        ports={"8000/tcp": ("127.0.0.1", port)},
-        environment=env,
+    url = docker.start_http_helper(
+        name, image, label="abba", network=stack.network, environment=env
     )
-    url = f"http://127.0.0.1:{port}"
-    wait_http_ok(f"{url}/health", 60)
     log(f"{role}: {name} ({image}) on {url}")
     return name, url
 
