@@ -100,6 +100,10 @@ def test_after_a_cache_failover_no_replica_behind_a_lost_fence_is_read(
     finally:
         deployment.sql(node, "SELECT pg_wal_replay_resume()")
         deployment.container(old).start()
+    # The next tests find the stack as an operator would after a failover: whole, and with
+    # the outputs naming the new primary (the next `up` records it, as test_failover shows).
+    sentinel.wait_whole(deployment)
+    deployment.up()
     record("sentinel_barrier_reads", len(seen))
     record("sentinel_barrier_answers", sorted({f"{s[3]} from {s[4]}" for s in seen}))
     stale = [s for s in seen if s[2] < acked]
