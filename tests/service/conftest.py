@@ -6,8 +6,8 @@ import asyncio
 import os
 import re
 import shutil
-import time
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
