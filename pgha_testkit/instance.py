@@ -48,14 +48,14 @@ def in_instance(
 
 
 @contextmanager
-def cut_off_from(deployment: Deployment, instance: str, target: str) -> Iterator[None]:
-    """Drops every packet from `instance` to `target`'s container, and nothing else: an
-    iptables rule in the instance's own network namespace (entered from the host), as a
-    partial partition looks from that instance. The rule dies with the namespace."""
-    api = deployment.docker.api
-    pid = api.inspect_container(deployment.container_name(instance))["State"]["Pid"]
-    networks = api.inspect_container(deployment.container_name(target))["NetworkSettings"]
-    address = next(n["IPAddress"] for n in networks["Networks"].values() if n["IPAddress"])
+def cut_off(api: Any, instance: str, target: str) -> Iterator[None]:
+    """Drops every packet from container `instance` to container `target`, and nothing
+    else: an iptables rule in the instance's own network namespace (entered from the host,
+    so the image needs no tools and no capability), as a partial partition looks from that
+    instance. `api` is the engine's low-level client. The rule dies with the namespace."""
+    pid = api.inspect_container(instance)["State"]["Pid"]
+    networks = api.inspect_container(target)["NetworkSettings"]["Networks"]
+    address = next(n["IPAddress"] for n in networks.values() if n["IPAddress"])
     rule = ["OUTPUT", "-d", address, "-j", "DROP"]
     enter = ["nsenter", "-t", str(pid), "-n", "iptables", "-w"]
     subprocess.run([*enter, "-I", *rule], check=True)
@@ -64,3 +64,11 @@ def cut_off_from(deployment: Deployment, instance: str, target: str) -> Iterator
     finally:
         # Gone already if the instance was killed meanwhile.
         subprocess.run([*enter, "-D", *rule], check=False, capture_output=True)
+
+
+@contextmanager
+def cut_off_from(deployment: Deployment, instance: str, target: str) -> Iterator[None]:
+    """`cut_off` for two roles of a deployed single-host stack."""
+    names = (deployment.container_name(instance), deployment.container_name(target))
+    with cut_off(deployment.docker.api, *names):
+        yield
