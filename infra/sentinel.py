@@ -5,7 +5,7 @@ Why this shape: Sentinel promotes the replica when the primary stops answering f
 changes nothing and two down means no failover (never a split decision). Each node is
 `pgha-<stack>-redis-N` under its alias `redis-N`, each Sentinel `pgha-<stack>-sentinel-N`
 under `sentinel-N`; nothing is published on the host: only the API, on the stack network,
-talks to them (it asks the Sentinels where the primary is, app/cache.py). Configs are
+talks to them (it asks the Sentinels where the primary is, app/cache/store.py). Configs are
 rendered by infra/sentinel_cfg.py; no volume, since a cache node resyncs from the primary
 and a Sentinel relearns the current primary from its peers' hello messages.
 

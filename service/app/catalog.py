@@ -7,18 +7,24 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-from .cache import ProductCache
-from .config import Settings
-from .db import Database, DatabaseUnavailable, IdempotencyKeyReused, Source, VersionConflict
-from .errors import (
+from .api.errors import (
     IdempotencyConflict,
     NotFound,
     PrimaryUnavailable,
     ReplicaUnavailable,
     VersionMismatch,
 )
-from .fence import Fence, Lookup
-from .fencelog import FenceLog
+from .cache.fence import Fence, Lookup
+from .cache.fencelog import FenceLog
+from .cache.store import ProductCache
+from .config import Settings
+from .db.database import (
+    Database,
+    DatabaseUnavailable,
+    IdempotencyKeyReused,
+    Source,
+    VersionConflict,
+)
 from .metrics import Metrics
 from .models import ProductIn, ProductRow
 
@@ -194,7 +200,7 @@ class Catalog:
 
     async def _publish(self, product_id: int, fence: Fence) -> None:
         """Put a committed write's fence where every reader honours it before answering:
-        Redis, or else the fence log (app/fencelog.py)."""
+        Redis, or else the fence log (app/cache/fencelog.py)."""
         if not await self.cache.record_write(product_id, fence):
             await self.fence_log.make_durable(product_id, fence)
 

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     # How long a write waits for its fence script; unset: PGHA_REDIS_TIMEOUT_SECONDS (plus
     # loop lag), as reads. Infra sets 1 s in sentinel mode (service/README.md).
     fence_timeout_seconds: float | None = Field(default=None, gt=0)
-    # The cache lease (app/fencelog.py): an instance serves hits only this long after it
+    # The cache lease (app/cache/fencelog.py): an instance serves hits only this long after it
     # last drained the fence log, and a write whose fence Redis did not take waits at most
     # this long (plus 5 %) before it is acknowledged. The log is drained 5 times per lease.
     cache_lease_seconds: float = Field(default=1.0, gt=0)

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from .cache import ProductCache
+from .cache.store import ProductCache
 from .catalog import Catalog
 from .config import Settings
-from .db import Database
+from .db.database import Database
 from .metrics import Metrics
 
 

@@ -11,17 +11,17 @@ from fastapi import FastAPI
 from prometheus_client import disable_created_metrics
 from pydantic import ValidationError
 
-from .cache import ProductCache, make_client
+from .api.errors import install_error_handlers
+from .api.fastpath import PghaApi, assert_route_exists
+from .api.middleware import BodyLimitMiddleware
+from .api.routes import health, products
+from .api.writepath import assert_write_routes_exist
+from .cache.store import ProductCache, make_client
 from .catalog import Catalog
 from .config import Settings
-from .db import Database
+from .db.database import Database
 from .deps import AppContext
-from .errors import install_error_handlers
-from .fastpath import PghaApi, assert_route_exists
-from .limits import BodyLimitMiddleware
 from .metrics import Metrics, MetricsMiddleware
-from .routes import health, products
-from .writepath import assert_write_routes_exist
 
 log = logging.getLogger("pgha")
 
@@ -90,8 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await cache.aclose()
             await redis.aclose()
 
-    # PghaApi answers GET /products/{id} (app/fastpath.py) and plain POST /products and
-    # PUT /products/{id} (app/writepath.py) before FastAPI's own stack; anything else, and
+    # PghaApi answers GET /products/{id} (app/api/fastpath.py) and plain POST /products and
+    # PUT /products/{id} (app/api/writepath.py) before FastAPI's own stack; anything else, and
     # anything unusual about those, takes the normal path.
     app = PghaApi(
         title="pgha products API",

@@ -4,7 +4,7 @@ api-1 alone loses Redis (a DROP rule in its network namespace, the partial parti
 issue 21). A write it acknowledges must never be read older through api-2, whose cache
 still holds the old body: neither while api-1 stays cut off, nor after api-1 is killed
 with the write's fence never having reached Redis from it. Before the fence log
-(app/fencelog.py) both failed: api-2 served the old body until its TTL ran out.
+(app/cache/fencelog.py) both failed: api-2 served the old body until its TTL ran out.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ def test_get_misses_then_hits_and_put_invalidates(deployment: Deployment) -> Non
     with deployment.client() as http:
         pid = deployment.write(http, "sentinel cached")
         # Each instance bypasses the cache for its first seconds on a primary (the grace
-        # period, app/sentinel.py): wait until both use it.
+        # period, app/cache/sentinel.py): wait until both use it.
         wait_until(
             lambda: all(
                 http.get(f"/products/{pid}").headers["X-Cache"] != "BYPASS" for _ in range(4)

@@ -10,7 +10,7 @@ meanwhile waits in the replica's socket buffer and is applied on resume), and ho
 back behind a large write stalled the Sentinels on this host. After the promotion and the
 grace period a replica read would return the version before the PUT. The API instance that
 did not make the PUT has nothing else to go by; only the WAL barrier read after the grace
-(app/sentinel.EpochClock) sends its reads to the primary. Without it this test fails with
+(app/cache/sentinel.EpochClock) sends its reads to the primary. Without it this test fails with
 the old version (checked by hand against the code before the barrier).
 """
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import redis
 
-from app.cache import ProductCache, make_client
+from app.cache.store import ProductCache, make_client
 from app.config import Settings
 from app.metrics import Metrics
 

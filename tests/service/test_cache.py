@@ -8,8 +8,8 @@ import time
 
 import redis
 
-from app.cache import ProductCache
-from app.fence import Fence
+from app.cache.fence import Fence
+from app.cache.store import ProductCache
 
 from .conftest import Stack, run_with_cache
 from .servers import free_port

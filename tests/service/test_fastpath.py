@@ -1,4 +1,4 @@
-"""The cache-hit fast path (app/fastpath.py) and the pipelined Redis connection under it.
+"""The cache-hit fast path (app/api/fastpath.py) and the pipelined Redis connection under it.
 
 The fast path answers hits before FastAPI, so these tests pin down that it is invisible:
 same bytes and headers as the route, same fences, same metrics, same OpenAPI document, and a
@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import redis
 
-from app.cache import Fence, ProductCache
+from app.cache.redispipe import RedisPipe
+from app.cache.store import Fence, ProductCache
 from app.models import INT8_MAX
-from app.redispipe import RedisPipe
 
 from .conftest import Stack, make_product, run_with_cache
 

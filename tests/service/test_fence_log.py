@@ -3,7 +3,7 @@
 One API instance is cut off from Redis (its Redis address is a socket that accepts and
 never answers, as a DROP rule or a paused Redis looks from the client), the others are not.
 Its writes must be honoured by every other instance's cache, also after it is killed with
-the write's fence never having reached Redis from it (app/fencelog.py).
+the write's fence never having reached Redis from it (app/cache/fencelog.py).
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from app.cache import ProductCache
-from app.fence import Fence
+from app.cache.fence import Fence
+from app.cache.store import ProductCache
 
 from .conftest import run_with_cache
 from .servers import find_redis, free_port, wait_until

@@ -1,4 +1,4 @@
-"""The write fast path (app/writepath.py): POST and PUT answered as the routes answer them.
+"""The write fast path (app/api/writepath.py): POST and PUT answered as the routes answer them.
 
 Each test sends the same write twice, once as the fast path takes it (``application/json``)
 and once as it leaves it to FastAPI (``application/json; charset=utf-8``, which FastAPI also

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.sentinel import (
+from app.cache.sentinel import (
     EpochClock,
     NotAPrimary,
     parse_replication,

@@ -1,11 +1,11 @@
-"""The cache lease's arithmetic (app/fencelog.py): pure logic, no I/O."""
+"""The cache lease's arithmetic (app/cache/fencelog.py): pure logic, no I/O."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.fence import Fence
-from app.fencelog import CacheLease
+from app.cache.fence import Fence
+from app.cache.fencelog import CacheLease
 
 pytestmark = pytest.mark.unit
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.fastpath import parse_product_id
-from app.fence import lookup_command
+from app.api.fastpath import parse_product_id
+from app.cache.fence import lookup_command
+from app.cache.redispipe import encode_command
 from app.models import INT8_MAX
-from app.redispipe import encode_command
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.fence import Fence, merge
+from app.cache.fence import Fence, merge
 
 
 def test_merge_keeps_the_other_fence_when_one_side_is_missing() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from app.api.fastpath import hit_headers
 from app.catalog import ReadResult
-from app.fastpath import hit_headers
 
 
 def test_fast_path_hit_headers_match_the_routes_read_result() -> None:

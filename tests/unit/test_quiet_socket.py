@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 from types import SimpleNamespace
 
+from app.api.fastpath import read_headers
 from app.catalog import ReadResult
-from app.fastpath import read_headers
-from app.recovery import quiet_socket
+from app.db.recovery import quiet_socket
 
 
 def _conn(sock: socket.socket) -> SimpleNamespace:

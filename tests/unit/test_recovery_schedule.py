@@ -1,8 +1,8 @@
-"""Pure recovery logic of the service (app/recovery.py): backoff schedule and breaker hold."""
+"""Pure recovery logic of the service (app/db/recovery.py): backoff schedule and breaker hold."""
 
 from __future__ import annotations
 
-from app.recovery import (
+from app.db.recovery import (
     FIRST_FLAP_HOLD_S,
     FLAP_WINDOW_S,
     CircuitBreaker,

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from starlette.types import Message
 
+from app.api.writepath import WritePath, idempotency_key, parse_body, write_headers
 from app.metrics import Metrics
 from app.models import ProductIn, ProductRow
-from app.writepath import WritePath, idempotency_key, parse_body, write_headers
 
 BODY = json.dumps({"name": "n", "price": "1.50", "stock": 2}).encode()
 PLAIN = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(BODY))]

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 from pydantic import SecretStr
 
-from app import db as api_db
 from app.config import Settings
+from app.db import database as api_db
 from bench import dbapp
 from bench.anchors import direct_dsn
 

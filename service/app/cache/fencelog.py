@@ -14,7 +14,7 @@ whichever comes first. Why that is enough (service/README.md, "Cache leases"):
 * a lease taken before it expires before the writer answers, and the hit path checks the
   lease after Redis replied, so any hit it still serves was read before the acknowledgement.
 
-The in-memory queue in app/cache.py stays: it places an instance's own fences as soon as
+The in-memory queue in app/cache/store.py stays: it places an instance's own fences as soon as
 its Redis comes back. The log is what outlives the instance.
 """
 
@@ -26,10 +26,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from .db import Database, DatabaseUnavailable
-from .errors import WriteUnconfirmed
+from ..api.errors import WriteUnconfirmed
+from ..db.database import Database, DatabaseUnavailable
+from ..metrics import Metrics
 from .fence import Fence, merge
-from .metrics import Metrics
 
 log = logging.getLogger("pgha.fencelog")
 

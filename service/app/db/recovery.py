@@ -40,7 +40,7 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from .config import Settings
+from ..config import Settings
 
 log = logging.getLogger("pgha.db")
 

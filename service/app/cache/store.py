@@ -1,6 +1,6 @@
 """Redis product cache guarded by per-product version fences, with a circuit breaker.
 
-The key layout and the fences are in app/fence.py, the scripts in app/cache_lua.py; this
+The key layout and the fences are in app/cache/fence.py, the scripts in app/cache/scripts.py; this
 module does the I/O: lookups, fills, fence raises, the breaker and the replay of fences that
 could not be raised while Redis was away.
 """
@@ -22,13 +22,13 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from .cache_lua import FENCE_LUA, FILL_EPOCH_LUA, FILL_LUA
-from .config import Settings
+from ..config import Settings
+from ..db.recovery import CircuitBreaker
+from ..metrics import Metrics
 from .fence import Fence, Lookup, RecentWrites, cache_key, fence_key, lookup_command, merge
 from .fencelog import CacheLease
-from .metrics import Metrics
-from .recovery import CircuitBreaker
 from .redispipe import RedisPipe
+from .scripts import FENCE_LUA, FILL_EPOCH_LUA, FILL_LUA
 from .sentinel import (
     EpochClock,
     make_sentinel,
@@ -138,7 +138,7 @@ class ProductCache:
         self._fill_lua = FILL_EPOCH_LUA if self._sentinel else FILL_LUA
         self._fill_script = client.register_script(self._fill_lua)
         self.breaker = CircuitBreaker(settings.redis_breaker_seconds)
-        # Renewed by the fence log's drain loop (app/fencelog.py); until its first round,
+        # Renewed by the fence log's drain loop (app/cache/fencelog.py); until its first round,
         # reads bypass the cache.
         self.lease = CacheLease(settings.cache_lease_seconds)
         # Sentinel mode: a fence counts once the replica has it too (WAIT), so a promotion
@@ -352,7 +352,7 @@ class ProductCache:
     async def lookup(self, product_id: int) -> Lookup:
         local = self.recent.get(product_id)
         # The lease must hold when the lookup is sent (every logged fence was placed before
-        # it) and when its reply is used (app/fencelog.py).
+        # it) and when its reply is used (app/cache/fencelog.py).
         lease = self.lease.valid_since()
         if lease is None or not self.breaker.closed:
             return self._bypass(local)
@@ -483,7 +483,7 @@ class ProductCache:
         self.metrics.fences_without_replica.inc()
 
     async def place_fences(self, fences: dict[int, Fence]) -> bool:
-        """Place fences from the fence log (app/fencelog.py); False if Redis did not take
+        """Place fences from the fence log (app/cache/fencelog.py); False if Redis did not take
         them all (durably, in sentinel mode). Never trips the breaker: requests decide that."""
         if not self.breaker.closed:
             return False

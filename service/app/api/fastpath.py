@@ -19,9 +19,9 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from starlette.types import Receive, Scope, Send
 
+from ..cache.fence import Lookup
+from ..models import INT8_MAX
 from .errors import ApiError, error_response
-from .fence import Lookup
-from .models import INT8_MAX
 from .writepath import CREATE_ROUTE, WritePath
 
 log = logging.getLogger("pgha.fastpath")

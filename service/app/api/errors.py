@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .models import json_bytes
+from ..models import json_bytes
 
 log = logging.getLogger("pgha.errors")
 

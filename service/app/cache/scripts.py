@@ -21,7 +21,7 @@ return 1
 
 # Install a body only if it is at least as new as the fence and newer than what is cached:
 # a reader that fetched an old row before a write cannot re-install it after the write.
-# The first half, the fence check, is shared with the epoch-aware fill (app/sentinel.py).
+# The first half, the fence check, is shared with the epoch-aware fill (app/cache/sentinel.py).
 FENCE_CHECK_LUA = """
 local version = tonumber(ARGV[1])
 local fence = redis.call('GET', KEYS[2])

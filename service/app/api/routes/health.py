@@ -10,10 +10,10 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ..cache import REDIS_ERRORS
-from ..db import Probe, timed_probe
-from ..deps import ContextDep
-from ..models import json_bytes
+from ...cache.store import REDIS_ERRORS
+from ...db.database import Probe, timed_probe
+from ...deps import ContextDep
+from ...models import json_bytes
 
 router = APIRouter(tags=["operations"])
 

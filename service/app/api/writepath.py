@@ -27,8 +27,8 @@ from fastapi import APIRouter
 from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
+from ..models import IDEMPOTENCY_KEY_MAX, ProductIn
 from .errors import ApiError, error_response
-from .models import IDEMPOTENCY_KEY_MAX, ProductIn
 from .routes.products import created_response, parse_if_match, product_response
 
 log = logging.getLogger("pgha.writepath")

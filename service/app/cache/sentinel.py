@@ -23,7 +23,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
-from .config import Settings
+from ..config import Settings
 
 # How long one Sentinel may take to answer "where is the primary" before the next is asked.
 SENTINEL_TIMEOUT_SECONDS = 0.5

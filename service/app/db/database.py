@@ -14,8 +14,8 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from .config import Settings
-from .models import INT4_MAX, ProductIn, ProductRow
+from ..config import Settings
+from ..models import INT4_MAX, ProductIn, ProductRow
 from .recovery import GuardedPool, PoolProber, backoff_delay
 
 log = logging.getLogger("pgha.db")
@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS products (
 )
 """
 
-# Fences of acknowledged writes that Redis did not take (app/fencelog.py): written only while
+# Fences of acknowledged writes that Redis did not take (app/cache/fencelog.py): written only while
 # an instance cannot reach Redis, drained into it by every instance, so normally empty.
 FENCE_LOG_SQL = """
 CREATE TABLE IF NOT EXISTS cache_fence_log (
@@ -184,7 +184,7 @@ class Database:
                 name=name,
                 timeout=settings.pool_timeout_seconds,
                 # No `check=`: GuardedPool checks on checkout itself, because the pool's own
-                # check loop backs off between dead connections (see app/recovery.py).
+                # check loop backs off between dead connections (see app/db/recovery.py).
                 reconnect_timeout=settings.pool_reconnect_timeout_seconds,
             )
             guard = GuardedPool(name, pool, settings)

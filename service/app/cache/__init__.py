@@ -1,0 +1,2 @@
+"""The Redis product cache: lookups and fills, version fences, the fence log and lease,
+the pipelined connection and Sentinel."""
