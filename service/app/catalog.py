@@ -33,21 +33,12 @@ log = logging.getLogger("pgha.catalog")
 ReadSource = Literal["cache", "replica", "primary"]
 
 
-def etag(version: int) -> str:
-    """The ETag of a product version, as every response carries it (and If-Match takes)."""
-    return f'"{version}"'
-
-
 @dataclass(frozen=True, slots=True)
 class ReadResult:
     body: bytes
     version: int
     cache: Literal["HIT", "MISS", "BYPASS"]
     source: ReadSource
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"X-Cache": self.cache, "X-Read-Source": self.source, "ETag": etag(self.version)}
 
 
 class Catalog:

@@ -11,17 +11,16 @@ from fastapi import FastAPI
 from prometheus_client import disable_created_metrics
 from pydantic import ValidationError
 
-from .api.errors import install_error_handlers
-from .api.fastpath import PghaApi, assert_route_exists
-from .api.middleware import BodyLimitMiddleware
+from .api.core import assert_routes, install_error_handlers
+from .api.fastpath import PghaApi
+from .api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from .api.routes import health, products
-from .api.writepath import assert_write_routes_exist
 from .cache.store import ProductCache, make_client
 from .catalog import Catalog
 from .config import Settings
 from .db.database import Database
 from .deps import AppContext
-from .metrics import Metrics, MetricsMiddleware
+from .metrics import Metrics
 
 log = logging.getLogger("pgha")
 
@@ -105,8 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(products.router)
     app.include_router(health.router)
-    assert_route_exists(products.router)
-    assert_write_routes_exist(products.router)
+    assert_routes(products.router)
     # Added last = outermost: metrics see the 413s produced by the body limit too.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -1,15 +1,12 @@
-"""Prometheus instruments and the ASGI middleware that records per-route traffic."""
+"""Prometheus instruments of the API, on a private registry (api/core.py records requests)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PoolStats = Callable[[], dict[str, dict[str, int]]]
 
@@ -133,49 +130,10 @@ class Metrics:
         }
         self.redis_errors = self.backend_errors.labels("redis")
 
-    def route_children(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+    def route_children(self, method: str, route: str, status: int) -> tuple[Counter, Histogram]:
         """The request counter and latency histogram children of one label set."""
         labels = (method, route, str(status))
         return self.requests.labels(*labels), self.latency.labels(*labels)
 
     def watch_pools(self, stats: PoolStats) -> None:
         self.registry.register(_PoolCollector(stats))
-
-
-class MetricsMiddleware:
-    """Pure ASGI middleware: cheaper on the hit path than BaseHTTPMiddleware."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-        # labels() takes a lock and rebuilds a key per call; the label sets are few and
-        # bounded (route templates), so keep their children at hand.
-        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-        started = time.perf_counter()
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            elapsed = time.perf_counter() - started
-            # Label by route template, not raw path, to keep cardinality bounded.
-            route: Any = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
-            labels = (scope["method"], path, str(status))
-            children = self._children.get(labels)
-            if children is None:
-                children = self.metrics.route_children(scope["method"], path, status)
-                self._children[labels] = children
-            children[0].inc()
-            children[1].observe(elapsed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.api.routes.products import parse_if_match
+from app.api.core import parse_if_match
 
 
 @pytest.mark.parametrize("value", [None, "*", "  *  "])

@@ -5,8 +5,6 @@ from __future__ import annotations
 import socket
 from types import SimpleNamespace
 
-from app.api.fastpath import read_headers
-from app.catalog import ReadResult
 from app.db.recovery import quiet_socket
 
 
@@ -29,13 +27,3 @@ def test_an_idle_socket_is_quiet_and_one_with_input_or_eof_is_not() -> None:
 
 def test_a_connection_without_a_socket_is_never_quiet() -> None:
     assert not quiet_socket(SimpleNamespace(pgconn=SimpleNamespace(socket=-1)))
-
-
-def test_fast_path_miss_headers_match_the_routes_read_result() -> None:
-    body = b'{"id":7}'
-    for cache, source in (("MISS", "replica"), ("BYPASS", "primary")):
-        route = ReadResult(body, 3, cache, source).headers  # type: ignore[arg-type]
-        fast = {k.decode(): v.decode() for k, v in read_headers(cache, source, 3, body)}
-        assert {k.lower(): v for k, v in route.items()} == {
-            k: v for k, v in fast.items() if k not in ("content-length", "content-type")
-        }

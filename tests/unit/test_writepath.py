@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from starlette.types import Message
 
+from app.api.core import FastAnswers
 from app.api.writepath import WritePath, idempotency_key, parse_body, write_headers
 from app.metrics import Metrics
 from app.models import ProductIn, ProductRow
@@ -128,7 +129,8 @@ def _serve(body: bytes, chunks: int = 1) -> tuple[bool, list[Message], list[Mess
     }
 
     async def go() -> tuple[bool, list[Message]]:
-        answered, handed_on = await WritePath().serve(ctx, None, scope, receive, send)
+        answers = FastAnswers(ctx.metrics)
+        answered, handed_on = await WritePath(answers).serve(ctx, None, scope, receive, send)
         replayed = [] if answered else [await handed_on() for _ in incoming]
         return answered, replayed
 

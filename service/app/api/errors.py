@@ -1,8 +1,7 @@
-"""Error vocabulary of the API and the handlers that keep every failure a JSON body."""
+"""Error vocabulary of the API, its JSON error body, and the handlers for FastAPI's own errors."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,8 +12,6 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..models import json_bytes
-
-log = logging.getLogger("pgha.errors")
 
 
 class ErrorBody(BaseModel):
@@ -105,11 +102,6 @@ def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
     ]
 
 
-async def _api_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return error_response(exc.status_code, exc.code, exc.detail, exc.headers)
-
-
 async def _validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     return error_response(422, "validation_error", _clean_validation_errors(exc.errors()))
@@ -127,13 +119,8 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, detail, exc.headers)
 
 
-async def _unhandled(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal_error", "unexpected server error")
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _api_error)
+def install_http_error_handlers(app: FastAPI) -> None:
+    """Handlers for FastAPI's and Starlette's own exceptions; what the API's code raises is
+    answered by core.error_answer (core.install_error_handlers installs both)."""
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unhandled)

@@ -1,13 +1,20 @@
-"""Request body size limit, enforced before FastAPI buffers or parses a body."""
+"""ASGI middleware: the request body limit and the per-route request metrics."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..metrics import Metrics
+from .core import RouteMetrics
 from .errors import PayloadTooLarge, error_response
 
 
 class BodyLimitMiddleware:
+    """Refuses a body over the limit (413) before FastAPI buffers or parses it."""
+
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
@@ -44,3 +51,32 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: cheaper on the hit path than BaseHTTPMiddleware."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.routes = RouteMetrics(metrics)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            # Label by route template, not raw path, to keep cardinality bounded.
+            route: Any = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.routes.record(scope["method"], path, status, started)

@@ -5,9 +5,9 @@ body (seven ASGI layers, routing, dependency and parameter solving, three ``send
 cost about as much CPU again (bench/README.md, the profile of issue 15). So the app takes the
 plain case first: a JSON body with a declared length under the limit, at most one of each
 header the routes read, a body that parses and validates. It then runs the routes' very
-calls (``Catalog.create`` / ``Catalog.replace``, which commit and raise the fence before
-anything is sent), builds the same ``Response`` objects, answers errors with the app's JSON
-bodies and records the same metrics.
+operations (core.create / core.replace: ``Catalog.create`` / ``Catalog.replace``, which
+commit and raise the fence before anything is sent, and the same responses), and answers
+errors and records metrics as core does for both paths.
 
 Anything else goes to FastAPI, with the body replayed if it was already read: a body that
 does not parse or validate, an unusual header or content type, a chunked body. So every 422
@@ -17,24 +17,17 @@ still comes from FastAPI and its handlers, never from a copy of them.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
 
-from fastapi import APIRouter
 from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
+from ..deps import AppContext
 from ..models import IDEMPOTENCY_KEY_MAX, ProductIn
-from .errors import ApiError, error_response
-from .routes.products import created_response, parse_if_match, product_response
+from . import core
 
-log = logging.getLogger("pgha.writepath")
-
-CREATE_ROUTE = "/products"
-REPLACE_ROUTE = "/products/{product_id}"
 _JSON = b"application/json"
 # Header names the routes (or the body limit) read; any other header is ignored by them.
 _CONTENT_TYPE = b"content-type"
@@ -88,7 +81,7 @@ def parse_body(body: bytes) -> ProductIn | None:
     is what the route would have received.
     """
     try:
-        data: Any = json.loads(body)
+        data: object = json.loads(body)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
         return None
     if not isinstance(data, dict):
@@ -111,24 +104,14 @@ def replay(messages: list[Message], receive: Receive) -> Receive:
     return replaying
 
 
-def assert_write_routes_exist(router: APIRouter) -> None:
-    wanted = {(CREATE_ROUTE, "POST"), (REPLACE_ROUTE, "PUT")}
-    for route in router.routes:
-        for method in getattr(route, "methods", ()):
-            wanted.discard((getattr(route, "path", ""), method))
-    if wanted:
-        raise RuntimeError(f"write fast path expects routes {sorted(wanted)}")
-
-
 class WritePath:
     """The write fast path of one app; ``serve`` returns False when FastAPI must answer."""
 
-    def __init__(self) -> None:
-        # Counter and histogram children by (route, status): few label sets, bound once.
-        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+    def __init__(self, answers: core.FastAnswers) -> None:
+        self._answers = answers
 
     async def serve(
-        self, ctx: Any, product_id: int | None, scope: Scope, receive: Receive, send: Send
+        self, ctx: AppContext, product_id: int | None, scope: Scope, receive: Receive, send: Send
     ) -> tuple[bool, Receive]:
         """(answered, receive to hand on): the latter replays whatever body was read."""
         started = time.perf_counter()
@@ -152,33 +135,13 @@ class WritePath:
         data = parse_body(b"".join(chunks))
         if data is None:
             return False, replay(messages, receive)
-        route = CREATE_ROUTE if product_id is None else REPLACE_ROUTE
-        status = 500
-        try:
-            try:
-                if product_id is None:
-                    row, replayed = await ctx.catalog.create(data, key)
-                    response = created_response(row, replayed)
-                else:
-                    raw_if_match = headers.get(_IF_MATCH)
-                    expected = parse_if_match(
-                        None if raw_if_match is None else raw_if_match.decode("latin-1")
-                    )
-                    row = await ctx.catalog.replace(product_id, data, expected)
-                    response = product_response(row)
-            except ApiError as exc:
-                response = error_response(exc.status_code, exc.code, exc.detail, exc.headers)
-            except Exception:
-                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-                response = error_response(500, "internal_error", "unexpected server error")
-            status = response.status_code
-            await response(scope, receive, send)
-        finally:
-            children = self._children.get((route, status))
-            if children is None:
-                children = self._children[(route, status)] = ctx.metrics.route_children(
-                    scope["method"], route, status
-                )
-            children[0].inc()
-            children[1].observe(time.perf_counter() - started)
+        if product_id is None:
+            operation = core.create(ctx.catalog, data, key)
+            route = core.CREATE_ROUTE
+        else:
+            raw_if_match = headers.get(_IF_MATCH)
+            if_match = None if raw_if_match is None else raw_if_match.decode("latin-1")
+            operation = core.replace(ctx.catalog, product_id, data, if_match)
+            route = core.PRODUCT_ROUTE
+        await self._answers.answer(operation, route, started, scope, receive, send)
         return True, receive
