@@ -33,7 +33,9 @@ log = logging.getLogger("pgha.catalog")
 ReadSource = Literal["cache", "replica", "primary"]
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, which costs a
+# cache hit (one of these per request) more than half a microsecond.
+@dataclass(slots=True)
 class ReadResult:
     body: bytes
     version: int
@@ -123,14 +125,18 @@ class Catalog:
         self.metrics.fresh_redirects.inc()
         return await self._read_primary(product_id, "replica is behind and the primary is down")
 
+    def hit(self, lookup: Lookup) -> ReadResult:
+        """A cache hit's result: no I/O left to do, so the read fast path calls it directly."""
+        assert lookup.body is not None and lookup.version is not None
+        self.metrics.read_source_children["cache"].inc()
+        return ReadResult(lookup.body, lookup.version, "HIT", "cache")
+
     async def get(self, product_id: int, lookup: Lookup | None = None) -> ReadResult:
         """Read one product; ``lookup`` is a cache lookup already made for this request."""
         if lookup is None:
             lookup = await self.cache.lookup(product_id)
         if lookup.status == "hit":
-            assert lookup.body is not None and lookup.version is not None
-            self.metrics.read_source_children["cache"].inc()
-            return ReadResult(lookup.body, lookup.version, "HIT", "cache")
+            return self.hit(lookup)
 
         # Already merged: Redis's fence (every instance) and this process's recent writes.
         fence = lookup.fence

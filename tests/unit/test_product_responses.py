@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from app.api.core import created_response, product_response, read_response
+import pytest
+
+from app.api.core import created_response, error_answer, product_response, read_response
+from app.api.errors import NotFound
 from app.catalog import ReadResult
 from app.models import ProductRow
 
@@ -66,3 +70,21 @@ def test_a_create_points_at_the_product_and_marks_a_replay() -> None:
         b"content-type",
         b"location",
     ]
+
+
+def test_the_apis_own_errors_keep_their_status_code_and_headers() -> None:
+    response = error_answer(NotFound(headers={"X-Cache": "MISS"}), "GET", "/products/7")
+    assert response.status_code == 404
+    assert json.loads(response.body) == {"error": "not_found"}
+    assert response.headers["x-cache"] == "MISS"
+
+
+def test_anything_else_is_a_bare_500(caplog: pytest.LogCaptureFixture) -> None:
+    response = error_answer(RuntimeError("secret detail"), "PUT", "/products/7")
+    assert response.status_code == 500
+    assert json.loads(response.body) == {
+        "error": "internal_error",
+        "detail": "unexpected server error",
+    }
+    assert b"secret" not in response.body
+    assert "unhandled error on PUT /products/7" in caplog.text
