@@ -185,27 +185,20 @@ class RouteMetrics:
         children[1].observe(elapsed)
 
 
+async def outcome(operation: Awaitable[Response], scope: Scope) -> Response:
+    """The operation's response, or the JSON error for what it raised (the fast paths' side
+    of what the exception handlers do for the routes)."""
+    try:
+        return await operation
+    except Exception as exc:
+        return error_answer(exc, scope["method"], scope["path"])
+
+
 class FastAnswers:
-    """How the fast paths answer: an operation's response or its error, sent, then recorded."""
+    """How the fast paths send a response and record it, as the routes' middleware would."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.routes = RouteMetrics(metrics)
-
-    async def answer(
-        self,
-        operation: Awaitable[Response],
-        route: str,
-        started: float,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-    ) -> None:
-        """Run ``operation`` and send its response, or the JSON error for what it raised."""
-        try:
-            response = await operation
-        except Exception as exc:
-            response = error_answer(exc, scope["method"], scope["path"])
-        await self.respond(response, route, started, scope, receive, send)
 
     async def respond(
         self,
@@ -216,7 +209,7 @@ class FastAnswers:
         receive: Receive,
         send: Send,
     ) -> None:
-        """Send a response that is already made, and record it under ``route``."""
+        """Send ``response`` and record it under ``route``."""
         # The two messages Response.__call__ sends (none of these responses has a background
         # task), without its extra coroutine per request.
         try:

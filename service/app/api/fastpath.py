@@ -17,6 +17,7 @@ import logging
 import time
 
 from fastapi import FastAPI
+from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ..deps import AppContext
@@ -107,11 +108,11 @@ class PghaApi(FastAPI):
             # the lookup and turns whatever happens into the usual JSON error.
             log.exception("cache fast path failed; falling back to the route")
             return False
+        response: Response
         if lookup.status == "hit":
             # Nothing left that can fail before the send: no error mapping to run.
             response = core.read_response(ctx.catalog.hit(lookup))
-            await answers.respond(response, core.PRODUCT_ROUTE, started, scope, receive, send)
         else:
-            operation = core.read(ctx.catalog, product_id, lookup)
-            await answers.answer(operation, core.PRODUCT_ROUTE, started, scope, receive, send)
+            response = await core.outcome(core.read(ctx.catalog, product_id, lookup), scope)
+        await answers.respond(response, core.PRODUCT_ROUTE, started, scope, receive, send)
         return True

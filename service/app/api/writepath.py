@@ -143,5 +143,6 @@ class WritePath:
             if_match = None if raw_if_match is None else raw_if_match.decode("latin-1")
             operation = core.replace(ctx.catalog, product_id, data, if_match)
             route = core.PRODUCT_ROUTE
-        await self._answers.answer(operation, route, started, scope, receive, send)
+        response = await core.outcome(operation, scope)
+        await self._answers.respond(response, route, started, scope, receive, send)
         return True, receive
