@@ -53,9 +53,8 @@ def latest_bench() -> dict[str, Any]:
 
 
 def recovery() -> list[dict[str, Any]]:
-    figures: list[dict[str, Any]] = json.loads((PUBLISHED / "recovery.json").read_text())[
-        "figures"
-    ]
+    data = json.loads((PUBLISHED / "recovery.json").read_text())
+    figures: list[dict[str, Any]] = data["figures"]
     return figures
 
 
@@ -175,10 +174,11 @@ def end(name: str) -> str:
 def render_page(text: str, blocks: list[tuple[str, Renderer, str]]) -> str:
     for name, renderer, link in blocks:
         pattern = re.compile(re.escape(begin(name)) + r"\n.*?" + re.escape(end(name)), re.S)
-        if not pattern.search(text):
+        found = pattern.search(text)
+        if not found:
             raise SystemExit(f"marker pair for {name!r} missing")
         body = "\n".join([begin(name), "", *renderer(link), "", end(name)])
-        text = pattern.sub(lambda _: body, text)
+        text = text[: found.start()] + body + text[found.end() :]
     return text
 
 

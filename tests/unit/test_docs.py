@@ -1,0 +1,47 @@
+"""The docs stay a short front page plus a site whose generated parts match their sources.
+
+Why: README.md is what a newcomer reads first and what CI's `.ci/run` relies on for
+`make test`; the figures in README.md and docs/ are rendered from
+bench/results/published/ and must not be edited by hand (scripts/docs_figures.py).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+
+
+def test_readme_is_a_front_page() -> None:
+    lines = README.read_text().splitlines()
+    assert len(lines) <= 250, f"README.md has {len(lines)} lines; move topics to docs/"
+    text = "\n".join(lines)
+    for command in ("make up", "make test"):
+        assert command in text
+
+
+def test_readme_links_resolve() -> None:
+    # GitHub renders README.md on its own; mkdocs --strict checks only docs/.
+    for target in re.findall(r"\]\(((?:docs|bench|service)/[^)#]+)", README.read_text()):
+        assert (ROOT / target).exists(), f"README.md links to a missing {target}"
+
+
+def test_every_page_is_in_the_nav() -> None:
+    nav = (ROOT / "mkdocs.yml").read_text()
+    for page in DOCS.glob("*.md"):
+        assert f": {page.name}" in nav, f"docs/{page.name} is not in mkdocs.yml's nav"
+
+
+def test_generated_figures_are_current() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "docs_figures.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
