@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from markdown.extensions.toc import slugify
+
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
@@ -25,10 +27,21 @@ def test_readme_is_a_front_page() -> None:
         assert command in text
 
 
+def anchors(page: Path) -> set[str]:
+    """The ids mkdocs gives the page's headings (toc's slugify of their text)."""
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    headings = re.findall(r"^#{1,6} (.+)$", text, flags=re.M)
+    return {slugify(h.replace("`", ""), "-") for h in headings}
+
+
 def test_readme_links_resolve() -> None:
     # GitHub renders README.md on its own; mkdocs --strict checks only docs/.
-    for target in re.findall(r"\]\(((?:docs|bench|service)/[^)#]+)", README.read_text()):
+    links = re.findall(r"\]\(((?:docs|bench|service)/[^)#]+)(?:#([^)]+))?\)", README.read_text())
+    assert links
+    for target, anchor in links:
         assert (ROOT / target).exists(), f"README.md links to a missing {target}"
+        if anchor:
+            assert anchor in anchors(ROOT / target), f"README.md: no #{anchor} in {target}"
 
 
 def test_every_page_is_in_the_nav() -> None:
