@@ -58,3 +58,13 @@ def test_generated_figures_are_current() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_bench_methods_are_included_not_copied() -> None:
+    # docs/benchmarking.md pulls bench/README.md's section in; a marker renamed or lost
+    # would leave the page without its methods and no build error.
+    page = (DOCS / "benchmarking.md").read_text()
+    bench = (ROOT / "bench" / "README.md").read_text()
+    assert '--8<-- "bench/README.md:methods"' in page
+    for marker in ("[start:methods]", "[end:methods]"):
+        assert f"<!-- --8<-- {marker} -->" in bench
