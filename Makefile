@@ -130,7 +130,7 @@ shell:
 	@echo "run: source scripts/env.sh"
 
 clean:
-	rm -rf .tools .venv service/.wheels
+	rm -rf .tools .venv service/.wheels site
 
 # Host-failure RTO over 3 fresh DinD hosts (median of 3) next to the single-host container
 # kill, and the cold `pulumi up` time: bench/results/multihost-<time>.md (about 20 minutes).
