@@ -216,7 +216,8 @@ def cut_then_kill(run: Run, container: Container, cell: dict[str, Any]) -> Histo
 def run_cell(run: Run, target: str, fault: str) -> dict[str, Any]:
     layout, d = run.stack, run.durations  # the layout every cell starts and ends with
     mode = "sync" if layout.synchronous else "async"
-    tag = f"chaos-{run.run_id}-{target}-{fault.replace('+', '-')}-{mode}"
+    # The cell's index too: a cell run twice must not count the first one's rows as its own.
+    tag = f"chaos-{run.run_id}-{len(run.cells)}-{target}-{fault.replace('+', '-')}-{mode}"
     container = docker_client().containers.get(layout.container_of(target))
     started_at = container.attrs["State"]["StartedAt"]
     cell: dict[str, Any] = {"target": target, "fault": fault, "mode": mode, "tag": tag}

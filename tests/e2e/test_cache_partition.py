@@ -83,3 +83,24 @@ def test_an_instance_killed_after_acknowledging_while_cut_off_loses_no_invalidat
             )
     stale = [s for s in seen if s[2] < acked]
     assert stale == [], f"{len(stale)} of {len(seen)} reads older than {acked}: {stale[:5]}"
+
+
+def test_redis_paused_and_resumed_with_its_old_data_serves_no_older_version(
+    deployment: Deployment,
+) -> None:
+    """`docker pause` keeps Redis's data: the old body and fence come back on unpause,
+    and every instance's fence for the write made meanwhile must be placed before a hit."""
+    pid = cached_everywhere(deployment, "redis paused")
+    redis = deployment.container("redis")
+    redis.pause()
+    try:
+        acked = put_through(deployment, WRITER, pid)
+    finally:
+        redis.unpause()
+    seen = [
+        *in_instance(deployment, READER, "GET", f"/products/{pid}", READ_SECONDS / 2),
+        *in_instance(deployment, WRITER, "GET", f"/products/{pid}", READ_SECONDS / 2),
+    ]
+    stale = [s for s in seen if s[2] < acked]
+    assert stale == [], f"{len(stale)} of {len(seen)} reads older than {acked}: {stale[:5]}"
+    assert any(s[3] == "HIT" for s in seen), "the cache was never used again"

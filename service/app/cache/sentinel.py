@@ -179,5 +179,6 @@ async def master_run_id(sentinel: Sentinel, service: str) -> str | None:
             continue
         state = masters.get(service) if isinstance(masters, dict) else None
         if state and sentinel.check_master_state(state, service):
-            return str(state.get("run-id") or state.get("run_id") or "") or None
+            # SENTINEL MASTERS names the field `runid`; INFO server names it `run_id`.
+            return str(state.get("runid") or "") or None
     return None

@@ -50,6 +50,12 @@ REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 # How long a fence waits for the Redis replica's acknowledgement (sentinel mode) before the
 # Sentinels are asked whether the node that took it is still the primary.
 WAIT_SECONDS = 0.25
+# How long a confirmation that a node is the Sentinels' primary stands in for the replica's
+# acknowledgement, judged when a fence's reply arrives. A node can only be replaced after
+# the Sentinels have found it unreachable for down-after-milliseconds (3 s here), and a
+# fence acknowledged by a primary that is then replaced is covered by the epoch's grace
+# and barrier (a new epoch starts at the promotion, its barrier is read 2 s or more later).
+CONFIRMED_PRIMARY_SECONDS = 0.5
 # Fence scripts replayed at once after an outage: enough to keep the pool's connections busy.
 REPLAY_BATCH = 64
 
@@ -145,6 +151,8 @@ class ProductCache:
         # or an old primary that comes back cannot lose one that was acknowledged.
         self._wait_replicas = 1 if self._sentinel else 0
         self._sentinels = make_sentinel(settings) if self._sentinel else None
+        # (run id, when the Sentinels were asked) of the last node they confirmed as primary.
+        self._confirmed: tuple[str, float] | None = None
         self._service = settings.redis_sentinel_service
         self.recent = RecentWrites(settings.fence_ttl_seconds, settings.recent_writes_max)
         # Invalidations whose fence script failed: replayed before Redis is trusted again.
@@ -462,14 +470,24 @@ class ProductCache:
                     args=[fence.encode(), self._fence_ttl],
                     client=pipe,
                 )
-            if self._wait_replicas:
+            # While the replica is known to be away (a fresh confirmation that this very
+            # node is the Sentinels' primary), waiting for it would only add WAIT's timeout.
+            waiting = self._wait_replicas and not self._recently_confirmed()
+            if waiting:
                 wait_ms = max(1, int(min(timeout, WAIT_SECONDS) * 1000))
                 pipe.execute_command("WAIT", self._wait_replicas, wait_ms)
+            if self._wait_replicas:
                 # Which node ran them, in case the replica does not answer in time.
                 pipe.execute_command("INFO", "server")
             replies = await pipe.execute()
-        if self._wait_replicas and int(replies[-2]) < self._wait_replicas:
+        if self._wait_replicas and (not waiting or int(replies[-2]) < self._wait_replicas):
             await self._accept_without_replica(replies[-1])
+
+    def _recently_confirmed(self) -> bool:
+        return (
+            self._confirmed is not None
+            and time.monotonic() - self._confirmed[1] < CONFIRMED_PRIMARY_SECONDS
+        )
 
     async def _accept_without_replica(self, info: Any) -> None:
         """A fence the replica did not acknowledge counts only on the node the Sentinels
@@ -478,8 +496,15 @@ class ProductCache:
         just resumed also has no replica, and is not that node: NotDurable."""
         assert self._sentinels is not None
         run_id = info.get("run_id") if isinstance(info, dict) else None
+        # Checked now, after the reply: see CONFIRMED_PRIMARY_SECONDS.
+        confirmed = self._confirmed
+        if run_id and confirmed and confirmed[0] == run_id and self._recently_confirmed():
+            self.metrics.fences_without_replica.inc()
+            return
+        asked = time.monotonic()
         if not run_id or run_id != await master_run_id(self._sentinels, self._service):
             raise NotDurable("the fence reached a Redis node the Sentinels do not call primary")
+        self._confirmed = (run_id, asked)
         self.metrics.fences_without_replica.inc()
 
     async def place_fences(self, fences: dict[int, Fence]) -> bool:
