@@ -5,7 +5,7 @@ Sentinels promote the replica; then the old primary is resumed. Until the Sentin
 reconfigure it, it still calls itself primary and holds the bodies and fences of before the
 pause. A fence that lands there is lost for the readers on the new primary, so a fence
 counts only once the replica acknowledged it (WAIT), or once the Sentinels confirm that
-the node that took it is the primary; otherwise it goes to the fence log (app/fencelog.py).
+the node that took it is the primary; otherwise it goes to the fence log (app/cache/fencelog.py).
 Writers and readers run through HAProxy, over both API instances, the whole time.
 """
 
