@@ -15,7 +15,8 @@ from .api.core import assert_routes, install_error_handlers
 from .api.fastpath import PghaApi
 from .api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from .api.routes import health, products
-from .cache.store import ProductCache, make_client
+from .cache.client import make_client
+from .cache.store import ProductCache
 from .catalog import Catalog
 from .config import Settings
 from .db.database import Database

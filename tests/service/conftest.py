@@ -17,7 +17,8 @@ import httpx
 import pytest
 import redis
 
-from app.cache.store import ProductCache, make_client
+from app.cache.client import make_client
+from app.cache.store import ProductCache
 from app.config import Settings
 from app.metrics import Metrics
 

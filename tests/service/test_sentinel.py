@@ -19,9 +19,10 @@ import pytest
 import redis
 
 from app.cache.fence import Fence
-from app.cache.store import NotDurable, ProductCache
+from app.cache.sentinel import NotDurable, PrimaryConfirmation, make_sentinel
+from app.cache.store import ProductCache
 
-from .conftest import run_with_cache
+from .conftest import run_with_cache, settings_for
 from .servers import find_redis, free_port, wait_until
 
 PASSWORD = "sentinel-test-pw"
@@ -224,12 +225,14 @@ def test_a_fence_the_replica_cannot_acknowledge_counts_on_the_sentinels_primary(
 
 def test_a_fence_on_a_node_the_sentinels_do_not_call_primary_is_not_durable(pair: Pair) -> None:
     async def body(cache: ProductCache) -> None:
+        confirm = PrimaryConfirmation(make_sentinel(settings_for(URL, **pair.options)), "pgha")
         # What a primary replaced while paused looks like once resumed: it runs the fence,
         # its replica never acknowledges, and its run id is not the Sentinels' primary's.
         with pytest.raises(NotDurable):
-            await cache._accept_without_replica({"run_id": "0" * 40})
+            await confirm.accept({"run_id": "0" * 40})
         with pair.node(pair.primary()) as primary:
             run_id = primary.info("server")["run_id"]
-        await cache._accept_without_replica({"run_id": run_id})
+        await confirm.accept({"run_id": run_id})
+        assert confirm.fresh()
 
     run_with_cache(URL, body, **pair.options)

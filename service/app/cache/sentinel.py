@@ -21,14 +21,28 @@ from redis.asyncio import Redis
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from ..config import Settings
 
+# How long a fence waits for the Redis replica's acknowledgement (WAIT) before the
+# Sentinels are asked whether the node that took it is still the primary.
+WAIT_SECONDS = 0.25
+# How long a confirmation that a node is the Sentinels' primary stands in for the replica's
+# acknowledgement, judged when a fence's reply arrives. A node can only be replaced after
+# the Sentinels have found it unreachable for down-after-milliseconds (3 s here), and a
+# fence acknowledged by a primary that is then replaced is covered by the epoch's grace
+# and barrier (a new epoch starts at the promotion, its barrier is read 2 s or more later).
+CONFIRMED_PRIMARY_SECONDS = 0.5
 # How long one Sentinel may take to answer "where is the primary" before the next is asked.
 SENTINEL_TIMEOUT_SECONDS = 0.5
 # Epochs are 40 hex digits; a body in sentinel mode is b"<version>|<epoch>|<json>".
 EPOCH_LENGTH = 40
+
+
+class NotDurable(RedisError):
+    """The primary took a fence, but neither its replica nor the Sentinels vouch for it."""
 
 
 class NotAPrimary(RedisConnectionError):
@@ -182,3 +196,36 @@ async def master_run_id(sentinel: Sentinel, service: str) -> str | None:
             # SENTINEL MASTERS names the field `runid`; INFO server names it `run_id`.
             return str(state.get("runid") or "") or None
     return None
+
+
+class PrimaryConfirmation:
+    """Whether a fence the Redis replica did not acknowledge still counts.
+
+    It does on the node the Sentinels call the primary: its replica is down or slow, and
+    resyncs from this node, fence included, when it comes back. A primary that was replaced
+    while paused and has just resumed also has no replica, and is not that node.
+    """
+
+    def __init__(self, sentinel: Sentinel, service: str) -> None:
+        self._sentinel = sentinel
+        self._service = service
+        # (run id, when the Sentinels were asked) of the last node they confirmed.
+        self._confirmed: tuple[str, float] | None = None
+
+    def fresh(self) -> bool:
+        return (
+            self._confirmed is not None
+            and time.monotonic() - self._confirmed[1] < CONFIRMED_PRIMARY_SECONDS
+        )
+
+    async def accept(self, info: Any) -> None:
+        """Returns if the node whose ``INFO server`` is `info` is the Sentinels' primary
+        (from a fresh confirmation, judged now, after the reply), else raises NotDurable."""
+        run_id = info.get("run_id") if isinstance(info, dict) else None
+        confirmed = self._confirmed
+        if run_id and confirmed and confirmed[0] == run_id and self.fresh():
+            return
+        asked = time.monotonic()
+        if not run_id or run_id != await master_run_id(self._sentinel, self._service):
+            raise NotDurable("the fence reached a Redis node the Sentinels do not call primary")
+        self._confirmed = (run_id, asked)

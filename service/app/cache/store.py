@@ -14,26 +14,26 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable
-from typing import Any, cast
+from typing import cast
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from ..config import Settings
 from ..db.recovery import CircuitBreaker
 from ..metrics import Metrics
+from .client import LoopLag
 from .fence import Fence, Lookup, RecentWrites, cache_key, fence_key, lookup_command, merge
 from .fencelog import CacheLease
 from .redispipe import RedisPipe
 from .scripts import FENCE_LUA, FILL_EPOCH_LUA, FILL_LUA
 from .sentinel import (
+    WAIT_SECONDS,
     EpochClock,
+    NotDurable,
+    PrimaryConfirmation,
     make_sentinel,
-    master_client,
-    master_run_id,
     primary_epoch,
     resolver,
     split_body,
@@ -42,84 +42,9 @@ from .sentinel import (
 log = logging.getLogger("pgha.cache")
 
 
-class NotDurable(RedisError):
-    """Sentinel mode: the primary took a fence, its replica did not acknowledge it."""
-
-
 REDIS_ERRORS = (RedisError, OSError, TimeoutError)
-# How long a fence waits for the Redis replica's acknowledgement (sentinel mode) before the
-# Sentinels are asked whether the node that took it is still the primary.
-WAIT_SECONDS = 0.25
-# How long a confirmation that a node is the Sentinels' primary stands in for the replica's
-# acknowledgement, judged when a fence's reply arrives. A node can only be replaced after
-# the Sentinels have found it unreachable for down-after-milliseconds (3 s here), and a
-# fence acknowledged by a primary that is then replaced is covered by the epoch's grace
-# and barrier (a new epoch starts at the promotion, its barrier is read 2 s or more later).
-CONFIRMED_PRIMARY_SECONDS = 0.5
 # Fence scripts replayed at once after an outage: enough to keep the pool's connections busy.
 REPLAY_BATCH = 64
-
-
-def make_client(settings: Settings) -> Redis:
-    if settings.sentinel_mode:
-        # The same connection settings, on a pool that asks the Sentinels where the primary
-        # is. It is not a blocking pool (redis-py has none for Sentinel): only fences, fills
-        # and pings use it, the hit path has its own connection.
-        return master_client(
-            make_sentinel(settings),
-            settings,
-            username=settings.redis_user,
-            password=settings.redis_password,
-            **connection_options(settings),
-        )
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url.get_secret_value(),
-        # Bounded: a burst of requests on a cold or just-recovered pool would otherwise open
-        # one connection each at the same moment and blow the tens-of-ms budget connecting.
-        max_connections=settings.redis_max_connections,
-        timeout=None,
-        **connection_options(settings),
-    )
-    return Redis.from_pool(pool)
-
-
-def connection_options(settings: Settings) -> dict[str, Any]:
-    """How every cache connection behaves, single or sentinel mode."""
-    return {
-        # Every call is wrapped in asyncio.timeout(PGHA_REDIS_TIMEOUT_SECONDS), which also
-        # covers waiting for a pooled connection and connecting; redis-py drops a connection
-        # whose command was cancelled, so no reply can be misread later. A second per-read
-        # timeout inside redis-py would only add overhead to the hit path.
-        "socket_timeout": None,
-        "socket_connect_timeout": settings.redis_timeout_seconds,
-        # No client-side retries: the breaker decides when Redis is worth trying again.
-        "retry": Retry(NoBackoff(), 0),
-        "health_check_interval": 0,
-        "client_name": "pgha-api",
-        # No CLIENT SETINFO: less handshake work per new connection.
-        "driver_info": None,
-    }
-
-
-class LoopLag:
-    """How late this process's event loop runs callbacks right now (a decaying maximum).
-
-    A Redis reply waits in the same queue as every other ready callback; under CPU load that
-    wait alone can exceed a tens-of-ms budget while Redis itself answers in microseconds.
-    """
-
-    def __init__(self, interval: float = 0.02, decay: float = 0.9) -> None:
-        self._interval = interval
-        self._decay = decay
-        self.seconds = 0.0
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            started = loop.time()
-            await asyncio.sleep(self._interval)
-            lag = max(0.0, loop.time() - started - self._interval)
-            self.seconds = max(lag, self.seconds * self._decay)
 
 
 class ProductCache:
@@ -150,10 +75,11 @@ class ProductCache:
         # Sentinel mode: a fence counts once the replica has it too (WAIT), so a promotion
         # or an old primary that comes back cannot lose one that was acknowledged.
         self._wait_replicas = 1 if self._sentinel else 0
-        self._sentinels = make_sentinel(settings) if self._sentinel else None
-        # (run id, when the Sentinels were asked) of the last node they confirmed as primary.
-        self._confirmed: tuple[str, float] | None = None
-        self._service = settings.redis_sentinel_service
+        self._confirm = (
+            PrimaryConfirmation(make_sentinel(settings), settings.redis_sentinel_service)
+            if self._sentinel
+            else None
+        )
         self.recent = RecentWrites(settings.fence_ttl_seconds, settings.recent_writes_max)
         # Invalidations whose fence script failed: replayed before Redis is trusted again.
         self._pending: OrderedDict[int, Fence] = OrderedDict()
@@ -472,40 +398,18 @@ class ProductCache:
                 )
             # While the replica is known to be away (a fresh confirmation that this very
             # node is the Sentinels' primary), waiting for it would only add WAIT's timeout.
-            waiting = self._wait_replicas and not self._recently_confirmed()
+            confirm = self._confirm
+            waiting = confirm is not None and not confirm.fresh()
             if waiting:
                 wait_ms = max(1, int(min(timeout, WAIT_SECONDS) * 1000))
                 pipe.execute_command("WAIT", self._wait_replicas, wait_ms)
-            if self._wait_replicas:
+            if confirm is not None:
                 # Which node ran them, in case the replica does not answer in time.
                 pipe.execute_command("INFO", "server")
             replies = await pipe.execute()
-        if self._wait_replicas and (not waiting or int(replies[-2]) < self._wait_replicas):
-            await self._accept_without_replica(replies[-1])
-
-    def _recently_confirmed(self) -> bool:
-        return (
-            self._confirmed is not None
-            and time.monotonic() - self._confirmed[1] < CONFIRMED_PRIMARY_SECONDS
-        )
-
-    async def _accept_without_replica(self, info: Any) -> None:
-        """A fence the replica did not acknowledge counts only on the node the Sentinels
-        call the primary: its replica is down or slow, and when it comes back it resyncs
-        from this node, fence included. A primary that was replaced while paused and has
-        just resumed also has no replica, and is not that node: NotDurable."""
-        assert self._sentinels is not None
-        run_id = info.get("run_id") if isinstance(info, dict) else None
-        # Checked now, after the reply: see CONFIRMED_PRIMARY_SECONDS.
-        confirmed = self._confirmed
-        if run_id and confirmed and confirmed[0] == run_id and self._recently_confirmed():
+        if confirm is not None and (not waiting or int(replies[-2]) < self._wait_replicas):
+            await confirm.accept(replies[-1])
             self.metrics.fences_without_replica.inc()
-            return
-        asked = time.monotonic()
-        if not run_id or run_id != await master_run_id(self._sentinels, self._service):
-            raise NotDurable("the fence reached a Redis node the Sentinels do not call primary")
-        self._confirmed = (run_id, asked)
-        self.metrics.fences_without_replica.inc()
 
     async def place_fences(self, fences: dict[int, Fence]) -> bool:
         """Place fences from the fence log (app/cache/fencelog.py); False if Redis did not take
