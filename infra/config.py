@@ -21,6 +21,8 @@ SECRET_KEYS = {
     "replication": "replicationPassword",
     "redis": "redisPassword",
     "haproxy_stats": "haproxyStatsPassword",
+    # pgBackRest's repository cipher passphrase (pgha:backup): infra/backup.py.
+    "backup": "backupPassphrase",
 }
 NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 READ_FALLBACKS = ("none", "primary")
@@ -52,6 +54,22 @@ class Secrets:
     replication: pulumi.Output[str]
     redis: pulumi.Output[str]
     haproxy_stats: pulumi.Output[str]
+    backup: pulumi.Output[str]
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    """pgha:backup and its keys (infra/backup.py): WAL archiving and scheduled backups into
+    the stack's pgBackRest repository container."""
+
+    enabled: bool = True
+    # Keep the repository's volume on `pulumi destroy` (a backup that dies with its cluster
+    # is not a backup); the tests' throwaway stacks set it false.
+    retain: bool = True
+    retention_full: int = 2
+    # Hours between scheduled full backups, and between differential ones (0: none).
+    full_every_h: int = 24
+    diff_every_h: int = 1
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,7 @@ class StackConfig:
     # pgha:hosts and pgha:placement (infra/placement.py); None: everything on the local
     # engine, exactly as before they existed.
     multihost: MultiHost | None = None
+    backup: BackupConfig = BackupConfig(enabled=False)
 
     @property
     def replicas(self) -> list[str]:
@@ -157,6 +176,7 @@ def load() -> StackConfig:
         )
     elif cfg.get_object("placement") is not None:
         raise ValueError("pgha:placement needs pgha:hosts (the hosts it names)")
+    backup = _backup(cfg, multihost is not None)
     return StackConfig(
         prefix=f"{pulumi.get_project()}-{pulumi.get_stack()}",
         nodes=nodes,
@@ -177,4 +197,33 @@ def load() -> StackConfig:
         sentinel_timings=timings,
         cache_failover_guard=cfg.get_bool("cacheFailoverGuard") is not False,
         multihost=multihost,
+        backup=backup,
+    )
+
+
+def _backup(cfg: pulumi.Config, multihost: bool) -> BackupConfig:
+    enabled = cfg.get_bool("backup")
+    if multihost:
+        # Not placed across hosts yet: a spread stack runs without a repository.
+        if enabled:
+            raise ValueError("pgha:backup is not supported with pgha:hosts yet; set it false")
+        return BackupConfig(enabled=False)
+    defaults = BackupConfig()
+    retention = cfg.get_int("backupRetentionFull") or defaults.retention_full
+    if not 1 <= retention <= 100:
+        raise ValueError("pgha:backupRetentionFull must be between 1 and 100")
+    full_h = cfg.get_int("backupFullEveryHours") or defaults.full_every_h
+    diff_h = cfg.get_int("backupDiffEveryHours")
+    diff_h = defaults.diff_every_h if diff_h is None else diff_h
+    if full_h < 1 or diff_h < 0 or (diff_h and diff_h >= full_h):
+        raise ValueError(
+            "pgha:backupFullEveryHours must be at least 1, and pgha:backupDiffEveryHours "
+            "0 (no differential backups) or less than it"
+        )
+    return BackupConfig(
+        enabled=enabled is not False,
+        retain=cfg.get_bool("backupRetain") is not False,
+        retention_full=retention,
+        full_every_h=full_h,
+        diff_every_h=diff_h,
     )

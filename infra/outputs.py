@@ -32,6 +32,9 @@ SYNCHRONOUS = "synchronous"
 REDIS_PRIMARY = "redis_primary"
 SENTINEL_ENDPOINTS = "sentinel_endpoints"
 READ_FALLBACK = "read_fallback"
+# pgha:backup: {container, volume, stanza, retained} of the stack's pgBackRest repository
+# (its container and volume are also under CONTAINERS and VOLUMES as "backup").
+BACKUP = "backup"
 
 # The label every Docker object of a stack carries (value: `pgha-<stack>`), so
 # tests and tools can find, and prove the absence of, a stack's objects.

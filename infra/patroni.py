@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
+from infra.backup_cfg import RUN_DIR
 from infra.containers import ContainerSpec, Site, declare_with_volume
 from infra.leader import PreferredLeader, PreferredLeaderArgs
 from infra.patroni_cfg import DATA_ROOT, PG_PORT, REST_PORT, SECRET_ENV, PatroniNode, render
@@ -66,6 +67,7 @@ def node_config(args: PatroniClusterArgs, node: str, network: list[object]) -> s
         etcd_hosts=args.etcd_hosts,
         network_cidr=str(network[0]),
         network_gateway=str(network[1]),
+        archive=bool(args.node_env),
     )
     site = args.sites.get(node)
     if site is not None:
@@ -112,12 +114,14 @@ class PatroniCluster(pulumi.ComponentResource):
                     "PGHA_PATRONI_CFG": config,
                     "PGHA_APP_PASSWORD": args.app_password,
                     **{key: args.replication_password for key in SECRET_ENV},
+                    **args.node_env.get(node, {}),
                 },
-                # Sockets, the rendered config and Patroni's pgpass; data is on the volume.
+                # Sockets, the rendered configs and Patroni's pgpass; data is on the volume.
                 tmpfs={
                     "/var/run/postgresql": "rw,nosuid,nodev,size=1m",
                     "/run/patroni": "rw,noexec,nosuid,size=1m",
                     "/tmp": "rw,noexec,nosuid,size=16m",
+                    **({RUN_DIR: "rw,noexec,nosuid,size=1m"} if args.node_env else {}),
                 },
                 # Cut off from the network, a node's name lookups go unanswered, and with
                 # glibc's default (5 s, 2 tries) each one stalls Patroni's HA loop: a

@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from infra.backup_cfg import archive_parameters
+
 PG_PORT = 5432
 REST_PORT = 8008
 PG_BIN_DIR = "/usr/lib/postgresql/15/bin"
@@ -66,6 +68,8 @@ class PatroniNode:
     pg_port: int = PG_PORT
     rest_port: int = REST_PORT
     peer_cidrs: tuple[str, ...] = ()
+    # pgha:backup: archive WAL to the stack's pgBackRest repository (infra/backup_cfg.py).
+    archive: bool = False
 
 
 def pg_hba(cidr: str, gateway: str, peers: tuple[str, ...] = ()) -> list[str]:
@@ -190,6 +194,9 @@ def render(node: PatroniNode) -> str:
                 "unix_socket_directories": SOCKET_DIR,
                 "shared_buffers": "128MB",
                 "log_line_prefix": "%m [%p] %q%u@%d ",
+                # Local, not dynamic: a node's own settings, like its socket; Patroni
+                # runs archive_command only on the leader (a standby does not archive).
+                **(archive_parameters() if node.archive else {}),
             },
         },
         # No /dev/watchdog in an unprivileged container: a hung Patroni is noticed by

@@ -8,11 +8,13 @@ primary afterwards is owned by `ClusterRole` (infra/failover.py), so changing
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_docker as docker
 
+from infra.backup_cfg import RUN_DIR
 from infra.containers import ContainerSpec, Scope, declare_with_volume
 from infra.failover import DATA_ROOT, ClusterRole, ClusterRoleArgs
 
@@ -29,6 +31,10 @@ class PostgresClusterArgs:
     app_password: pulumi.Input[str]
     replication_password: pulumi.Input[str]
     retain_data: bool
+    # node -> extra env (pgha:backup: its pgBackRest config, certificate and archiving).
+    node_env: Mapping[str, Mapping[str, pulumi.Input[str]]] = field(
+        default_factory=dict, kw_only=True
+    )
 
 
 class PostgresCluster(pulumi.ComponentResource):
@@ -59,11 +65,14 @@ class PostgresCluster(pulumi.ComponentResource):
                     "PGHA_HOST_GATEWAY": args.network_gateway,
                     "PGHA_APP_PASSWORD": args.app_password,
                     "PGHA_REPLICATION_PASSWORD": args.replication_password,
+                    **args.node_env.get(node, {}),
                 },
-                # The socket and lock files; the data lives on the volume.
+                # The socket and lock files, and pgBackRest's config and PEMs; the data
+                # lives on the volume.
                 tmpfs={
                     "/var/run/postgresql": "rw,nosuid,nodev,size=1m",
                     "/tmp": "rw,noexec,nosuid,size=16m",
+                    **({RUN_DIR: "rw,noexec,nosuid,size=1m"} if args.node_env else {}),
                 },
                 # A fast shutdown streams the last WAL to the replicas first.
                 stop_timeout=60,

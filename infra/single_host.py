@@ -7,8 +7,11 @@ container on the local engine (or DOCKER_HOST), on one stack network.
 import pulumi
 import pulumi_docker as docker
 
+from infra import backup
 from infra import outputs as out
 from infra.api import Api, ApiArgs
+from infra.backup import BackupRepository, BackupRepositoryArgs
+from infra.backup_cfg import STANZA
 from infra.cache import Cache, CacheArgs
 from infra.config import StackConfig
 from infra.consensus import Consensus, ConsensusArgs
@@ -19,6 +22,7 @@ from infra.patroni import PatroniCluster, PatroniClusterArgs
 from infra.postgres import PostgresCluster
 from infra.proxy import Proxy, ProxyArgs
 from infra.sentinel import SentinelCache, SentinelCacheArgs
+from infra.stack_ca import StackCA, StackCAArgs
 from infra.wiring import cluster_args, export_cluster
 
 
@@ -49,6 +53,10 @@ def deploy(cfg: StackConfig) -> None:
         ),
     )
 
+    # pgha:backup: every node archives to the repository container over TLS, with a
+    # certificate from the stack CA.
+    ca = StackCA("ca", StackCAArgs(prefix=cfg.prefix)) if cfg.backup.enabled else None
+    node_env = {n: backup.node_env(ca, n, cfg.secrets.backup) for n in cfg.nodes} if ca else {}
     # Both failover modes run the same nodes from the same secrets; patroni mode adds the
     # consensus store they elect their leader through.
     nodes = cluster_args(
@@ -57,6 +65,7 @@ def deploy(cfg: StackConfig) -> None:
         images.postgres,
         ipam.apply(lambda c: c.subnet or ""),
         ipam.apply(lambda c: c.gateway or ""),
+        node_env,
     )
     cluster: PostgresCluster | PatroniCluster
     consensus: Consensus | None = None
@@ -80,6 +89,23 @@ def deploy(cfg: StackConfig) -> None:
         )
     else:
         cluster = PostgresCluster("postgres", nodes)
+    repo = (
+        BackupRepository(
+            "backup",
+            BackupRepositoryArgs(
+                scope=scope,
+                image=images.postgres,
+                nodes=cfg.nodes,
+                ca=ca,
+                passphrase=cfg.secrets.backup,
+                settings=cfg.backup,
+                # Its stanza and first backup need the primary the cluster's role names.
+                after=[cluster.role],
+            ),
+        )
+        if ca
+        else None
+    )
 
     proxy = Proxy(
         "haproxy",
@@ -172,7 +198,25 @@ def deploy(cfg: StackConfig) -> None:
                 cache.containers if isinstance(cache, SentinelCache) else {"redis": cache.container}
             ),
             **api.containers,
+            **({"backup": repo.container} if repo else {}),
         },
     )
     pulumi.export(out.NETWORK, network.name)
-    pulumi.export(out.VOLUMES, {**cluster.volumes, **(consensus.volumes if consensus else {})})
+    pulumi.export(
+        out.VOLUMES,
+        {
+            **cluster.volumes,
+            **(consensus.volumes if consensus else {}),
+            **({"backup": repo.volume} if repo else {}),
+        },
+    )
+    if repo:
+        pulumi.export(
+            out.BACKUP,
+            {
+                "container": repo.container,
+                "volume": repo.volume,
+                "stanza": STANZA,
+                "retained": cfg.backup.retain,
+            },
+        )

@@ -7,6 +7,8 @@ since those differ by mode.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
 
 from infra import outputs as out
@@ -21,6 +23,7 @@ def cluster_args(
     image: pulumi.Input[str],
     network_cidr: pulumi.Input[str],
     network_gateway: pulumi.Input[str],
+    node_env: Mapping[str, Mapping[str, pulumi.Input[str]]] | None = None,
 ) -> PostgresClusterArgs:
     """The nodes' args; both failover modes run the same nodes from the same secrets."""
     return PostgresClusterArgs(
@@ -34,6 +37,7 @@ def cluster_args(
         app_password=cfg.secrets.postgres,
         replication_password=cfg.secrets.replication,
         retain_data=cfg.retain_data,
+        node_env=node_env or {},
     )
 
 

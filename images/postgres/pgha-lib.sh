@@ -160,3 +160,33 @@ ensure_slots() {
                                     where slot_name = '$(slot_name "$peer")')" >/dev/null
   done
 }
+
+# --- pgBackRest (pgha:backup) -----------------------------------------------------------
+# The config infra/backup_cfg.py rendered (PGHA_PGBACKREST_CFG) and this container's PEMs
+# from the stack CA (PGHA_TLS_CA, PGHA_TLS_CERT, PGHA_TLS_KEY) arrive as env, since Docker
+# cannot upload files into a container with a read-only root filesystem; they are written
+# to the /run/pgbackrest tmpfs, readable by postgres only, and never reach a volume.
+PGBACKREST_RUN=/run/pgbackrest
+PGBACKREST_CONF=$PGBACKREST_RUN/pgbackrest.conf
+
+backup_enabled() { [ -n "${PGHA_PGBACKREST_CFG:-}" ]; }
+
+write_pgbackrest_files() {
+  ( umask 077
+    printf '%s\n' "$PGHA_PGBACKREST_CFG" >"$PGBACKREST_CONF.tmp"
+    printf '%s\n' "${PGHA_TLS_CA:?PGHA_TLS_CA is required with pgha:backup}" >"$PGBACKREST_RUN/ca.crt"
+    printf '%s\n' "${PGHA_TLS_CERT:?PGHA_TLS_CERT is required with pgha:backup}" >"$PGBACKREST_RUN/tls.crt"
+    printf '%s\n' "${PGHA_TLS_KEY:?PGHA_TLS_KEY is required with pgha:backup}" >"$PGBACKREST_RUN/tls.key"
+    mv -f "$PGBACKREST_CONF.tmp" "$PGBACKREST_CONF" )
+}
+
+# pgBackRest's TLS server: the repository container reaches this node through it to run
+# backups (and the nodes reach the repository through the repository's). It restarts if
+# it dies, so one crash does not stop backups until the container is replaced.
+start_pgbackrest_server() {
+  ( while true; do
+      pgbackrest --config="$PGBACKREST_CONF" server || true
+      sleep 1
+    done ) &
+}
+
