@@ -11,10 +11,10 @@ repository admits the nodes).
 
 The cipher passphrase appears in neither file. pgBackRest encrypts on the client side
 (a node encrypts each WAL segment before pushing it; the repository encrypts what it
-copies during a backup), so the nodes and the repository, and no other container, read
-it from PGBACKREST_REPO1_CIPHER_PASS in their env. The rendered text holds no secret, so
-it travels as plain container env (PGHA_PGBACKREST_CFG) and the image writes it to a tmpfs
-at start.
+copies during a backup), so the nodes and the repository, and no other container, get
+it as PGHA_BACKUP_PASSPHRASE in their env. The rendered text holds no secret, so it
+travels as plain container env (PGHA_PGBACKREST_CFG); the image adds the passphrase as it
+writes the file to a tmpfs at start (images/postgres/pgha-lib.sh).
 """
 
 from __future__ import annotations
@@ -40,7 +40,10 @@ SOCKET_DIR = "/var/run/postgresql"
 ARCHIVE_TIMEOUT_S = 60
 # The archive command PostgreSQL runs on the primary; %p is the segment's path.
 ARCHIVE_COMMAND = f"pgbackrest --config={CONFIG_PATH} --stanza={STANZA} archive-push %p"
-RESTORE_COMMAND = f"pgbackrest --config={CONFIG_PATH} --stanza={STANZA} archive-get %f %p"
+# pgha:restoreFrom: the source stack's repository volume, mounted read-only into the node
+# that restores, so the restored stack can read it but never write to it.
+SOURCE_PATH = "/var/lib/pgbackrest-source"
+RESTORE_CONFIG_PATH = f"{RUN_DIR}/restore.conf"
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,24 @@ def repo_config(nodes: Sequence[str], retention_full: int) -> str:
             f"pg{i}-socket-path={SOCKET_DIR}",
         ]
     return "\n".join(lines + [""])
+
+
+def restore_config() -> str:
+    """The restoring node's config for the source repository, read directly from its
+    volume (no TLS server: the source stack may be gone); its passphrase is added at start."""
+    lines = [
+        "# Rendered by infra/backup_cfg.py: the source repository of a restore.",
+        "[global]",
+        *_common(),
+        f"repo1-path={SOURCE_PATH}",
+        "repo1-cipher-type=aes-256-cbc",
+        "",
+        f"[{STANZA}]",
+        f"pg1-path={PGDATA}",
+        f"pg1-socket-path={SOCKET_DIR}",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def archive_parameters() -> dict[str, str]:

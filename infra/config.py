@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pulumi
 
@@ -25,6 +26,7 @@ SECRET_KEYS = {
     "backup": "backupPassphrase",
 }
 NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$")
 READ_FALLBACKS = ("none", "primary")
 # manual: ClusterRole moves the primary when pgha:primary changes (infra/failover.py).
 # patroni: Patroni elects the leader through etcd on its own; pgha:primary is the
@@ -73,6 +75,76 @@ class BackupConfig:
 
 
 @dataclass(frozen=True)
+class RestoreConfig:
+    """pgha:restoreFrom and pgha:restoreTarget (infra/restore.py): this new stack's cluster
+    bootstraps from another stack's repository, recovered to `target`."""
+
+    source: str
+    # "latest", or a UTC timestamp in PostgreSQL's format (pgBackRest's --target).
+    target: str
+    # The source repository's passphrase (pgha:restorePassphrase; `make restore` copies it).
+    passphrase: pulumi.Output[str]
+
+    @property
+    def source_volume(self) -> str:
+        return f"{pulumi.get_project()}-{self.source}-backup-data"
+
+
+def restore_target(raw: str) -> str:
+    """pgha:restoreTarget as pgBackRest's --target: "latest", or RFC 3339 (with an offset or
+    Z) as a UTC timestamp PostgreSQL parses; anything else is an error."""
+    if raw == "latest":
+        return raw
+    moment = None
+    if RFC3339.match(raw):
+        try:
+            moment = datetime.fromisoformat(raw.upper())
+        except ValueError:  # e.g. month 13
+            moment = None
+    if moment is None:
+        raise ValueError(
+            f"pgha:restoreTarget {raw!r} is not an RFC 3339 time with an offset "
+            '(e.g. 2026-12-07T14:03:00Z) or "latest"'
+        )
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+
+
+def _restore(cfg: pulumi.Config, backup: BackupConfig, failover_mode: str) -> RestoreConfig | None:
+    source = cfg.get("restoreFrom")
+    raw_target = cfg.get("restoreTarget")
+    if not source:
+        if raw_target:
+            raise ValueError("pgha:restoreTarget needs pgha:restoreFrom (the stack to restore)")
+        return None
+    if not NODE_NAME.match(source):
+        raise ValueError(f"pgha:restoreFrom {source!r} is not a stack name")
+    if source == pulumi.get_stack():
+        raise ValueError(
+            "pgha:restoreFrom names this stack itself: restore into a new stack "
+            "(pulumi stack init NAME), never over the cluster being restored"
+        )
+    if not backup.enabled:
+        raise ValueError("pgha:restoreFrom needs pgha:backup: the restored stack archives too")
+    if failover_mode != "manual":
+        # Patroni needs a custom bootstrap.method for this (patroni#1870): not built yet.
+        raise ValueError("pgha:restoreFrom supports failoverMode manual only, for now")
+    target = restore_target(raw_target or "latest")
+    if target != "latest" and datetime.fromisoformat((raw_target or "").upper()) > datetime.now(
+        UTC
+    ):
+        raise ValueError(f"pgha:restoreTarget {raw_target} is in the future")
+    passphrase = cfg.get_secret("restorePassphrase")
+    if passphrase is None:
+        raise ValueError(
+            f"pgha:restoreFrom {source} needs that stack's repository passphrase: "
+            f"pulumi config set --secret pgha:restorePassphrase "
+            f'"$(pulumi config get pgha:backupPassphrase --stack {source})" '
+            "(make restore does this)"
+        )
+    return RestoreConfig(source=source, target=target, passphrase=passphrase)
+
+
+@dataclass(frozen=True)
 class StackConfig:
     prefix: str
     nodes: list[str]
@@ -100,6 +172,7 @@ class StackConfig:
     # engine, exactly as before they existed.
     multihost: MultiHost | None = None
     backup: BackupConfig = BackupConfig(enabled=False)
+    restore: RestoreConfig | None = None
 
     @property
     def replicas(self) -> list[str]:
@@ -177,6 +250,7 @@ def load() -> StackConfig:
     elif cfg.get_object("placement") is not None:
         raise ValueError("pgha:placement needs pgha:hosts (the hosts it names)")
     backup = _backup(cfg, multihost is not None)
+    restore = _restore(cfg, backup, failover_mode)
     return StackConfig(
         prefix=f"{pulumi.get_project()}-{pulumi.get_stack()}",
         nodes=nodes,
@@ -198,6 +272,7 @@ def load() -> StackConfig:
         cache_failover_guard=cfg.get_bool("cacheFailoverGuard") is not False,
         multihost=multihost,
         backup=backup,
+        restore=restore,
     )
 
 
@@ -209,7 +284,8 @@ def _backup(cfg: pulumi.Config, multihost: bool) -> BackupConfig:
             raise ValueError("pgha:backup is not supported with pgha:hosts yet; set it false")
         return BackupConfig(enabled=False)
     defaults = BackupConfig()
-    retention = cfg.get_int("backupRetentionFull") or defaults.retention_full
+    retention = cfg.get_int("backupRetentionFull")
+    retention = defaults.retention_full if retention is None else retention
     if not 1 <= retention <= 100:
         raise ValueError("pgha:backupRetentionFull must be between 1 and 100")
     full_h = cfg.get_int("backupFullEveryHours") or defaults.full_every_h

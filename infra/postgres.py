@@ -17,6 +17,7 @@ import pulumi_docker as docker
 from infra.backup_cfg import RUN_DIR
 from infra.containers import ContainerSpec, Scope, declare_with_volume
 from infra.failover import DATA_ROOT, ClusterRole, ClusterRoleArgs
+from infra.restore import RESTORE_WAIT_S, RestoreNode
 
 
 @dataclass
@@ -35,6 +36,8 @@ class PostgresClusterArgs:
     node_env: Mapping[str, Mapping[str, pulumi.Input[str]]] = field(
         default_factory=dict, kw_only=True
     )
+    # pgha:restoreFrom: the node that bootstraps from the source repository (infra/restore.py).
+    restore: RestoreNode | None = field(default=None, kw_only=True)
 
 
 class PostgresCluster(pulumi.ComponentResource):
@@ -52,6 +55,7 @@ class PostgresCluster(pulumi.ComponentResource):
         ids: dict[str, pulumi.Output[str]] = {}
         first: docker.Container | None = None
         for node in args.nodes:
+            restoring = args.restore if args.restore and args.restore.node == node else None
             spec = ContainerSpec(
                 args.scope,
                 node,
@@ -66,7 +70,9 @@ class PostgresCluster(pulumi.ComponentResource):
                     "PGHA_APP_PASSWORD": args.app_password,
                     "PGHA_REPLICATION_PASSWORD": args.replication_password,
                     **args.node_env.get(node, {}),
+                    **(restoring.env if restoring else {}),
                 },
+                volumes=[restoring.source] if restoring else [],
                 # The socket and lock files, and pgBackRest's config and PEMs; the data
                 # lives on the volume.
                 tmpfs={
@@ -76,8 +82,9 @@ class PostgresCluster(pulumi.ComponentResource):
                 },
                 # A fast shutdown streams the last WAL to the replicas first.
                 stop_timeout=60,
-                # A replica clones the primary before it reports healthy.
-                wait_timeout=300,
+                # A replica clones the primary before it reports healthy; a restoring node
+                # reports healthy once recovery reached its target.
+                wait_timeout=RESTORE_WAIT_S if restoring else 300,
             )
             # Replicas clone from the bootstrap node, so it is created first.
             container, volume = declare_with_volume(
@@ -103,6 +110,7 @@ class PostgresCluster(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self),
         )
         self.roles = self.role.roles
+        self.ids = ids
         # The node ClusterRole found primary at its last run, as patroni mode's `leader`.
         self.leader = self.roles.apply(
             lambda roles: next((n for n, r in (roles or {}).items() if r == "primary"), "")

@@ -7,7 +7,7 @@ container on the local engine (or DOCKER_HOST), on one stack network.
 import pulumi
 import pulumi_docker as docker
 
-from infra import backup
+from infra import backup, restore
 from infra import outputs as out
 from infra.api import Api, ApiArgs
 from infra.backup import BackupRepository, BackupRepositoryArgs
@@ -59,6 +59,12 @@ def deploy(cfg: StackConfig) -> None:
     node_env = {n: backup.node_env(ca, n, cfg.secrets.backup) for n in cfg.nodes} if ca else {}
     # Both failover modes run the same nodes from the same secrets; patroni mode adds the
     # consensus store they elect their leader through.
+    # pgha:restoreFrom: the node that bootstraps first restores instead of running initdb.
+    first = cfg.primary if patroni else cfg.nodes[0]
+    restoring = None
+    if cfg.restore:
+        restore.check_source(cfg.restore, f"{cfg.prefix}-{first}-data")
+        restoring = restore.restore_node(first, cfg.restore)
     nodes = cluster_args(
         cfg,
         scope,
@@ -66,6 +72,7 @@ def deploy(cfg: StackConfig) -> None:
         ipam.apply(lambda c: c.subnet or ""),
         ipam.apply(lambda c: c.gateway or ""),
         node_env,
+        restoring,
     )
     cluster: PostgresCluster | PatroniCluster
     consensus: Consensus | None = None
@@ -210,6 +217,17 @@ def deploy(cfg: StackConfig) -> None:
             **({"backup": repo.volume} if repo else {}),
         },
     )
+    if cfg.restore and isinstance(cluster, PostgresCluster):
+        ended = restore.RestoreResult(
+            "restore-result",
+            cluster.containers[first],
+            cluster.ids[first],
+            pulumi.ResourceOptions(depends_on=[cluster.role]),
+        )
+        pulumi.export(out.RESTORED_FROM, cfg.restore.source)
+        pulumi.export(out.RESTORE_TARGET, cfg.restore.target)
+        pulumi.export(out.RESTORE_TIMELINE, ended.timeline)
+        pulumi.export(out.RESTORE_LSN, ended.lsn)
     if repo:
         pulumi.export(
             out.BACKUP,

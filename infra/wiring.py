@@ -15,6 +15,7 @@ from infra import outputs as out
 from infra.config import StackConfig
 from infra.containers import Scope
 from infra.postgres import PostgresClusterArgs
+from infra.restore import RestoreNode
 
 
 def cluster_args(
@@ -24,6 +25,7 @@ def cluster_args(
     network_cidr: pulumi.Input[str],
     network_gateway: pulumi.Input[str],
     node_env: Mapping[str, Mapping[str, pulumi.Input[str]]] | None = None,
+    restore: RestoreNode | None = None,
 ) -> PostgresClusterArgs:
     """The nodes' args; both failover modes run the same nodes from the same secrets."""
     return PostgresClusterArgs(
@@ -38,6 +40,7 @@ def cluster_args(
         replication_password=cfg.secrets.replication,
         retain_data=cfg.retain_data,
         node_env=node_env or {},
+        restore=restore,
     )
 
 
