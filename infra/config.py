@@ -84,6 +84,8 @@ class RestoreConfig:
     target: str
     # The source repository's passphrase (pgha:restorePassphrase; `make restore` copies it).
     passphrase: pulumi.Output[str]
+    # The target as a moment; None for "latest".
+    moment: datetime | None = None
 
     @property
     def source_volume(self) -> str:
@@ -141,7 +143,8 @@ def _restore(cfg: pulumi.Config, backup: BackupConfig, failover_mode: str) -> Re
             f'"$(pulumi config get pgha:backupPassphrase --stack {source})" '
             "(make restore does this)"
         )
-    return RestoreConfig(source=source, target=target, passphrase=passphrase)
+    moment = None if target == "latest" else datetime.fromisoformat((raw_target or "").upper())
+    return RestoreConfig(source=source, target=target, passphrase=passphrase, moment=moment)
 
 
 @dataclass(frozen=True)

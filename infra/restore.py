@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pulumi
@@ -70,11 +71,43 @@ def check_source(restore: RestoreConfig, own_volume: str) -> None:
         names = {v.name for v in client.volumes.list()}
     finally:
         client.close()
-    if own_volume not in names and restore.source_volume not in names:
+    if own_volume in names:
+        return
+    if restore.source_volume not in names:
         raise ValueError(
             f"pgha:restoreFrom {restore.source}: no repository volume {restore.source_volume} "
             "on this Docker engine (was the stack created with pgha:backup, and destroyed "
             "with pgha:backupRetain false?)"
+        )
+    _check_window(restore)
+
+
+def _check_window(restore: RestoreConfig) -> None:
+    """Raises when the target lies before the end of the source's oldest backup, which the
+    source stack's repository container reports while it runs (a destroyed source's
+    repository is checked by the restore itself)."""
+    if restore.moment is None:
+        return
+    container = f"{pulumi.get_project()}-{restore.source}-backup"
+    client = dockerexec.client()
+    try:
+        running = [c for c in client.containers.list(filters={"name": f"^/{container}$"})]
+        if not running:
+            return
+        code, text = dockerexec.run(client.api, container, ["pgha-backup", "status"])
+    finally:
+        client.close()
+    if code != 0:
+        return
+    status = json.loads(text.splitlines()[-1])
+    oldest = status.get("recovery_from")
+    if oldest is None:
+        raise ValueError(f"pgha:restoreFrom {restore.source}: its repository holds no backup yet")
+    if restore.moment.timestamp() < oldest:
+        ended = datetime.fromtimestamp(oldest, UTC).isoformat(timespec="seconds")
+        raise ValueError(
+            f"pgha:restoreTarget is before the oldest backup of {restore.source}, which "
+            f"ended at {ended}: pick a later target (make backups STACK={restore.source})"
         )
 
 

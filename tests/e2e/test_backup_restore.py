@@ -99,6 +99,7 @@ def test_pitr_into_a_new_stack_brings_back_exactly_the_rows_before_the_target(
         ("no-such-stack", "latest", "no repository volume"),
         (None, "2026-12-07 14:03", "not an RFC 3339 time"),
         (None, "2999-01-01T00:00:00Z", "in the future"),
+        (None, "2020-01-01T00:00:00Z", "before the oldest backup"),
     ],
 )
 def test_a_restore_that_cannot_work_is_refused_at_preview(

@@ -64,3 +64,11 @@ def test_a_repository_config_that_pgbackrest_would_refuse_is_an_error(
 ) -> None:
     with pytest.raises(ValueError):
         backup_cfg.repo_config(nodes, retention)
+
+
+def test_a_restore_reads_the_source_repository_from_its_read_only_mount() -> None:
+    conf = parse(backup_cfg.restore_config())
+    assert conf["global"]["repo1-path"] == backup_cfg.SOURCE_PATH
+    assert conf["global"]["repo1-cipher-type"] == "aes-256-cbc"
+    assert "repo1-host" not in conf["global"]
+    assert "cipher-pass" not in backup_cfg.restore_config()
