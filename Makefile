@@ -6,7 +6,7 @@ STACK ?= dev
 PGHA_TEST_NODES ?= pg-0 pg-1
 ENV := source scripts/env.sh &&
 
-.PHONY: setup up down destroy backup backups restore test test-fast test-unit test-service test-e2e test-e2e-patroni test-e2e-sentinel test-e2e-multihost hosts-up hosts-down lint failover patronictl shell preview outputs clean bench chaos chaos-patroni bench-multihost chaos-sentinel sentinel-failover
+.PHONY: setup up down destroy backup backups restore test test-fast test-unit test-service test-e2e test-e2e-patroni test-e2e-sentinel test-e2e-multihost hosts-up hosts-down lint failover patronictl shell preview outputs clean bench chaos chaos-patroni bench-multihost chaos-sentinel sentinel-failover docs docs-build docs-figures
 
 setup:
 	./scripts/setup.sh
@@ -104,8 +104,25 @@ test-e2e-multihost: hosts-up
 
 # Every tier but e2e_patroni and e2e_sentinel, which have their own targets (and their own
 # lines in .ci/run).
-test: lint
+test: lint docs-build
 	$(ENV) pytest -q tests --ignore=tests/e2e_patroni --ignore=tests/e2e_sentinel --ignore=tests/e2e_multihost
+
+# The docs site (mkdocs.yml; docs/ has one page per topic). `make docs` serves it on
+# 127.0.0.1:8100 only (8000 is the dev stack's API). `make docs-build` is part of `make
+# test`: it fails when a generated figure no longer matches bench/results/published/ or
+# when --strict finds a broken link, anchor or page; the site lands in site/ (git-ignored).
+# NO_MKDOCS_2_WARNING: mkdocs-material's end-of-life banner, printed on every build.
+DOCS_ENV := $(ENV) NO_MKDOCS_2_WARNING=1
+docs: setup
+	$(DOCS_ENV) mkdocs serve --strict
+
+docs-build: setup
+	$(ENV) python scripts/docs_figures.py --check
+	$(DOCS_ENV) mkdocs build --strict
+
+# Rewrites the generated figure tables in README.md and docs/ from bench/results/published/.
+docs-figures:
+	$(ENV) python scripts/docs_figures.py
 
 # Measurements against a deployed stack (default: dev; `make up` first).
 # Reports land in bench/results/; figures are never test assertions.
@@ -136,7 +153,7 @@ shell:
 	@echo "run: source scripts/env.sh"
 
 clean:
-	rm -rf .tools .venv service/.wheels
+	rm -rf .tools .venv service/.wheels site
 
 # Host-failure RTO over 3 fresh DinD hosts (median of 3) next to the single-host container
 # kill, and the cold `pulumi up` time: bench/results/multihost-<time>.md (about 20 minutes).

@@ -33,7 +33,10 @@ is what the replica had not received when the primary died *and the replica is p
 so the matrix adds ``kill+failover`` on the primary (kill, fail over to the replica through
 ``pgha:primary`` and ``pulumi up``, restart the old primary, which rejoins as a replica, then
 switch back). Both primary-kill cells also run with ``pgha:synchronous`` flipped; the
-stack's config is restored at the end, also on failure.
+stack's config is restored at the end, also on failure. ``api:cut+kill`` cuts the first API
+instance off from Redis alone (a DROP rule in its network namespace) for half the hold, then
+kills it, under a history of PUTs and GETs of a few seed products: the cell's ``history``
+counts the stale reads, which must be 0 (issue 21: its writes' fences outlive it).
 
 Load goes only to 127.0.0.1 and the stack's own containers. Every loop is bounded in count
 and in time. Results: ``bench/results/chaos-<UTC timestamp>.{md,json}``, rewritten after each
@@ -60,6 +63,7 @@ from docker.models.containers import Container
 
 from bench.chaos_report import markdown, summarize, write_report
 from bench.chaos_stack import (
+    CUT_KILL,
     FAILOVER,
     WHOLE_TIMEOUT_S,
     Pulumi,
@@ -70,6 +74,8 @@ from bench.chaos_stack import (
 )
 from bench.common import RESULTS_DIR as RESULTS
 from pgha_testkit import ledger
+from pgha_testkit.history import HistoryLoad, stale_reads
+from pgha_testkit.instance import cut_off
 from pgha_testkit.load import Load, LoadSpec
 from pgha_testkit.nodes import docker_client
 from pgha_testkit.poll import NotYet, wait_until
@@ -191,10 +197,27 @@ def quiet_recovery(run: Run, target: str, fault: str, name: str) -> float | None
     return recovered
 
 
+def cut_then_kill(run: Run, container: Container, cell: dict[str, Any]) -> HistoryLoad:
+    """The CUT_KILL fault: a history of PUTs and GETs of the seed products starts, the API
+    instance loses Redis alone for half the hold (its writes' fences cannot reach Redis
+    from it), and is killed while still cut off. Returns the running history."""
+    history = HistoryLoad(run.stack.api_url, run.seed_ids[:4], writers=2, readers=2, pace_s=0.02)
+    history.start()
+    redis = run.stack.container_of("redis")
+    with cut_off(docker_client().api, container.name, redis):
+        time.sleep(run.durations.hold / 2)
+        acked_before = len(history.history.writes)
+        container.kill()
+        cell["killed_at"] = time.monotonic()
+    cell["writes_acked_while_cut"] = acked_before
+    return history
+
+
 def run_cell(run: Run, target: str, fault: str) -> dict[str, Any]:
     layout, d = run.stack, run.durations  # the layout every cell starts and ends with
     mode = "sync" if layout.synchronous else "async"
-    tag = f"chaos-{run.run_id}-{target}-{fault.replace('+', '-')}-{mode}"
+    # The cell's index too: a cell run twice must not count the first one's rows as its own.
+    tag = f"chaos-{run.run_id}-{len(run.cells)}-{target}-{fault.replace('+', '-')}-{mode}"
     container = docker_client().containers.get(layout.container_of(target))
     started_at = container.attrs["State"]["StartedAt"]
     cell: dict[str, Any] = {"target": target, "fault": fault, "mode": mode, "tag": tag}
@@ -205,11 +228,15 @@ def run_cell(run: Run, target: str, fault: str) -> dict[str, Any]:
     t0 = time.monotonic()
     lifted = False
     whole: dict[str, float | str] = {}
+    history: HistoryLoad | None = None
     load.start()
     try:
         time.sleep(d.before)
         t_fault = time.monotonic()
-        inject(container, fault)
+        if fault == CUT_KILL:
+            history = cut_then_kill(run, container, cell)
+        else:
+            inject(container, fault)
         cell["inject_s"] = round(time.monotonic() - t_fault, 2)
         if fault == FAILOVER:
             # The operator's failover: promote the replica through stack config.
@@ -239,6 +266,8 @@ def run_cell(run: Run, target: str, fault: str) -> dict[str, Any]:
         watcher.join(WHOLE_TIMEOUT_S + 30)
     finally:
         load.stop()
+        if history is not None:
+            history.stop()
         if not lifted:
             lift(container)  # never leave a component down behind an aborted cell
     if "s" not in whole:
@@ -251,11 +280,20 @@ def run_cell(run: Run, target: str, fault: str) -> dict[str, Any]:
         run.stack = layout
         run.changed.discard("primary")
         wait_whole(run.stack)
+    if history is not None:
+        stale = stale_reads(history.history.writes, history.history.reads)
+        cell["history"] = {
+            "reads": len(history.history.reads),
+            "writes": len(history.history.writes),
+            "stale_reads": len(stale),
+            "stale_after_kill": len([r for r, _ in stale if r.started >= cell["killed_at"]]),
+        }
+        cell.pop("killed_at")
     cell["write"] = summarize(load.events, "write", t_fault, t_lift)
     cell["read"] = summarize(load.events, "read", t_fault, t_lift)
     # Every acknowledged write must be on the primary, under the id the API returned.
     cell["integrity"] = ledger.check(load.ledger, run.stack.primary_container, f"{tag}-").as_dict()
-    if run.quiet and fault != FAILOVER:
+    if run.quiet and fault not in (FAILOVER, CUT_KILL):
         recover["quiet"] = quiet_recovery(run, target, fault, f"{probe_name}-quiet")
     cell["elapsed_s"] = round(time.monotonic() - t0, 1)
     log(
@@ -278,7 +316,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--cells",
         help="comma-separated target:fault cells, e.g. primary:kill,redis:pause "
-        f"(targets {', '.join(TARGETS)}; faults {', '.join((*FAULTS, FAILOVER))})",
+        f"(targets {', '.join(TARGETS)}; faults {', '.join((*FAULTS, FAILOVER))}; "
+        f"api:{CUT_KILL})",
     )
     parser.add_argument("--no-sync", action="store_true", help="skip the synchronous-mode cells")
     parser.add_argument("--no-failover", action="store_true", help="skip kill+failover cells")
@@ -306,7 +345,10 @@ def plan(opts: argparse.Namespace) -> tuple[list[tuple[str, str]], list[tuple[st
         bad = [
             c
             for c in cells
-            if len(c) != 2 or c[0] not in TARGETS or c[1] not in (*FAULTS, FAILOVER)
+            if len(c) != 2
+            or c[0] not in TARGETS
+            or c[1] not in (*FAULTS, FAILOVER, CUT_KILL)
+            or (c[1] == CUT_KILL and c[0] != "api")
         ]
         if bad:
             raise SystemExit(f"unknown cells: {bad}")
@@ -317,6 +359,7 @@ def plan(opts: argparse.Namespace) -> tuple[list[tuple[str, str]], list[tuple[st
         matrix = [(t, f) for t in TARGETS for f in FAULTS]
         if not opts.no_failover:
             matrix.append(("primary", FAILOVER))
+        matrix.append(("api", CUT_KILL))
     flipped = (
         []
         if opts.no_sync

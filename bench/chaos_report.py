@@ -143,6 +143,12 @@ def markdown(meta: dict[str, Any], cells: Sequence[dict[str, Any]]) -> str:
             notes.append(f"{i['duplicated']} duplicated")
         if c.get("up_replaced"):
             notes.append(f"NOT CLEAN: pulumi up also replaced {', '.join(c['up_replaced'])}")
+        if "history" in c:
+            h = c["history"]
+            notes.append(
+                f"**{h['stale_reads']} stale reads** of {h['reads']} ({h['stale_after_kill']} "
+                f"after the kill), {c['writes_acked_while_cut']} writes acked while cut off"
+            )
         lines.append(
             f"| {c['target']} | {c['fault']} | {c['mode']} | {fmt_errors(w['errors'])} "
             f"| {fmt_errors(r['errors'])} "

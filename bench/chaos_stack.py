@@ -23,6 +23,9 @@ from pgha_testkit.poll import NotYet, WaitTimeout, wait_until
 from pgha_testkit.stack import Outputs
 
 FAILOVER = "kill+failover"
+# The API instance is cut off from Redis (and only from Redis) under load, then killed: the
+# fences of the writes it acknowledged meanwhile must outlive it (issue 21).
+CUT_KILL = "cut+kill"
 WHOLE_TIMEOUT_S = 180.0
 PULUMI_TIMEOUT_S = 900.0
 # Client timeout of the /ready probe: the load's, so both see a frozen API alike.

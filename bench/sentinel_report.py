@@ -67,6 +67,8 @@ COLUMNS = (
     ("primary before → after", "primaries"),
     ("reads (HIT/MISS/BYPASS)", "caches"),
     ("writes", "writes"),
+    ("write stall p50/p99/max (s)", "stall"),
+    ("failed writes", "failed_writes"),
     ("held (s)", "held_s"),
 )
 
@@ -79,6 +81,9 @@ def _cell_value(cell: Mapping[str, Any], key: str) -> str:
         return f"{c.get('HIT', 0)}/{c.get('MISS', 0)}/{c.get('BYPASS', 0)}"
     if key == "failover":
         return "yes" if cell.get("failover") else "no"
+    if key == "stall":
+        st = cell.get("write_stall_s") or {}
+        return "/".join("-" if st.get(q) is None else f"{st[q]:.2f}" for q in ("p50", "p99", "max"))
     value = cell.get(key)
     return "never" if value is None and key == "hits_resume_s" else str(value)
 

@@ -23,6 +23,8 @@ class Write:
     product: int
     version: int
     acked: float
+    # Seconds from sending the PUT to its answer: the write stall a failover costs.
+    took: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class History:
     writes: list[Write] = field(default_factory=list)
     reads: list[Read] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    # When each PUT that did not answer 200 was sent (status or transport error).
+    failed_writes: list[float] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def wrote(self, write: Write) -> None:
@@ -51,6 +55,10 @@ class History:
     def status(self, code: int) -> None:
         with self._lock:
             self.statuses[code] += 1
+
+    def write_failed(self, sent: float) -> None:
+        with self._lock:
+            self.failed_writes.append(sent)
 
 
 def stale_reads(writes: list[Write], reads: list[Read]) -> list[tuple[Read, int]]:
@@ -137,15 +145,20 @@ class HistoryLoad:
                 pid = pids[n % len(pids)]
                 n += 1
                 body = {"name": f"w{n}", "price": "1.00", "stock": n}
+                sent = time.monotonic()
                 try:
                     res = http.put(f"/products/{pid}", json=body)
                 except httpx.HTTPError:
                     self.history.status(-1)
+                    self.history.write_failed(sent)
                     continue
                 acked = time.monotonic()
                 self.history.status(res.status_code)
                 if res.status_code == 200:
-                    self.history.wrote(Write(pid, int(res.json()["version"]), acked))
+                    version = int(res.json()["version"])
+                    self.history.wrote(Write(pid, version, acked, round(acked - sent, 4)))
+                else:
+                    self.history.write_failed(sent)
                 time.sleep(self.write_pace_s)
 
     def _read(self, rng: random.Random) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from infra import outputs as out
 from infra.leader import members as rest_members
 from infra.leader import observe_leader, rest
 from pgha_testkit import nodes
@@ -29,7 +30,7 @@ def pg_nodes(deployment: Deployment) -> list[str]:
 
 
 def etcd_members(deployment: Deployment) -> list[str]:
-    return sorted(n for n in deployment.outputs["containers"] if n.startswith("etcd-"))
+    return sorted(n for n in deployment.outputs[out.CONTAINERS] if n.startswith("etcd-"))
 
 
 def _containers(deployment: Deployment) -> dict[str, str]:

@@ -37,7 +37,7 @@ step "python venv (.venv)"
 stamp="$ROOT/.venv/.pgha-reqs"
 want=$(cat "$ROOT/pyproject.toml" "$ROOT/infra/requirements.txt" "$ROOT/service/requirements.txt" | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check -e "$ROOT[dev,bench]"
+  "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check -e "$ROOT[dev,bench,docs]"
   echo "$want" >"$stamp"
 fi
 

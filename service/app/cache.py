@@ -25,6 +25,7 @@ from redis.retry import Retry
 from .cache_lua import FENCE_LUA, FILL_EPOCH_LUA, FILL_LUA
 from .config import Settings
 from .fence import Fence, Lookup, RecentWrites, cache_key, fence_key, lookup_command, merge
+from .fencelog import CacheLease
 from .metrics import Metrics
 from .recovery import CircuitBreaker
 from .redispipe import RedisPipe
@@ -32,6 +33,7 @@ from .sentinel import (
     EpochClock,
     make_sentinel,
     master_client,
+    master_run_id,
     primary_epoch,
     resolver,
     split_body,
@@ -39,7 +41,21 @@ from .sentinel import (
 
 log = logging.getLogger("pgha.cache")
 
+
+class NotDurable(RedisError):
+    """Sentinel mode: the primary took a fence, its replica did not acknowledge it."""
+
+
 REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+# How long a fence waits for the Redis replica's acknowledgement (sentinel mode) before the
+# Sentinels are asked whether the node that took it is still the primary.
+WAIT_SECONDS = 0.25
+# How long a confirmation that a node is the Sentinels' primary stands in for the replica's
+# acknowledgement, judged when a fence's reply arrives. A node can only be replaced after
+# the Sentinels have found it unreachable for down-after-milliseconds (3 s here), and a
+# fence acknowledged by a primary that is then replaced is covered by the epoch's grace
+# and barrier (a new epoch starts at the promotion, its barrier is read 2 s or more later).
+CONFIRMED_PRIMARY_SECONDS = 0.5
 # Fence scripts replayed at once after an outage: enough to keep the pool's connections busy.
 REPLAY_BATCH = 64
 
@@ -128,6 +144,16 @@ class ProductCache:
         self._fill_lua = FILL_EPOCH_LUA if self._sentinel else FILL_LUA
         self._fill_script = client.register_script(self._fill_lua)
         self.breaker = CircuitBreaker(settings.redis_breaker_seconds)
+        # Renewed by the fence log's drain loop (app/fencelog.py); until its first round,
+        # reads bypass the cache.
+        self.lease = CacheLease(settings.cache_lease_seconds)
+        # Sentinel mode: a fence counts once the replica has it too (WAIT), so a promotion
+        # or an old primary that comes back cannot lose one that was acknowledged.
+        self._wait_replicas = 1 if self._sentinel else 0
+        self._sentinels = make_sentinel(settings) if self._sentinel else None
+        # (run id, when the Sentinels were asked) of the last node they confirmed as primary.
+        self._confirmed: tuple[str, float] | None = None
+        self._service = settings.redis_sentinel_service
         self.recent = RecentWrites(settings.fence_ttl_seconds, settings.recent_writes_max)
         # Invalidations whose fence script failed: replayed before Redis is trusted again.
         self._pending: OrderedDict[int, Fence] = OrderedDict()
@@ -316,13 +342,28 @@ class ProductCache:
 
     # ------------------------------------------------------------------ reads
 
+    def _bypass(self, local: Fence | None) -> Lookup:
+        self.metrics.cache_bypass.inc()
+        # Sentinel mode: the outage is a failover, whose fences may be lost; the primary is
+        # the one read that cannot be behind a write another instance acknowledged. Single
+        # mode: the replica, once it has replayed the primary's WAL position read now (a
+        # write another instance acknowledged, with its fence in a Redis this one cannot
+        # see, is before that position).
+        return Lookup(
+            "bypass",
+            fence=local,
+            primary=self._guard,
+            barrier=self.epochs.barrier,
+            fresh=not self._guard,
+        )
+
     async def lookup(self, product_id: int) -> Lookup:
         local = self.recent.get(product_id)
-        if not self.breaker.closed:
-            self.metrics.cache_bypass.inc()
-            # Sentinel mode: the outage is a failover, whose fences may be lost; the primary
-            # is the one read that cannot be behind a write another instance acknowledged.
-            return Lookup("bypass", fence=local, primary=self._guard, barrier=self.epochs.barrier)
+        # The lease must hold when the lookup is sent (every logged fence was placed before
+        # it) and when its reply is used (app/fencelog.py).
+        lease = self.lease.valid_since()
+        if lease is None or not self.breaker.closed:
+            return self._bypass(local)
         epoch: bytes | None = None
         try:
             if self._pipe is not None:
@@ -336,14 +377,14 @@ class ProductCache:
             cached, raw_fence = cast(list[bytes | None], values)
         except REDIS_ERRORS as exc:
             self._read_failed("lookup", exc)
-            self.metrics.cache_bypass.inc()
-            return Lookup("bypass", fence=local, primary=self._guard, barrier=self.epochs.barrier)
+            return self._bypass(local)
         self._timeouts_since = None
+        if not self.lease.holds(lease):
+            return self._bypass(local)
         if epoch is not None:
             self._observe_epoch(epoch)
             if self._guard and self.epochs.in_grace():
-                self.metrics.cache_bypass.inc()
-                return Lookup("bypass", fence=local, primary=True, barrier=self.epochs.barrier)
+                return self._bypass(local)
         fence = merge(Fence.decode(raw_fence), local)
         if cached is not None:
             if self._sentinel:
@@ -411,13 +452,75 @@ class ProductCache:
             )
             return
         async with asyncio.timeout(timeout):
-            await self._run_fence_untimed(product_id, fence)
+            await self._run_fences({product_id: fence}, timeout)
 
     async def _run_fence_untimed(self, product_id: int, fence: Fence) -> None:
         await self._fence_script(
             keys=[cache_key(product_id), fence_key(product_id)],
             args=[fence.encode(), self._fence_ttl],
         )
+
+    async def _run_fences(self, fences: dict[int, Fence], timeout: float) -> None:
+        """Fence scripts in one pipeline; in sentinel mode followed by WAIT for the replica,
+        raising NotDurable if it did not acknowledge them within `timeout`."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for product_id, fence in fences.items():
+                await self._fence_script(
+                    keys=[cache_key(product_id), fence_key(product_id)],
+                    args=[fence.encode(), self._fence_ttl],
+                    client=pipe,
+                )
+            # While the replica is known to be away (a fresh confirmation that this very
+            # node is the Sentinels' primary), waiting for it would only add WAIT's timeout.
+            waiting = self._wait_replicas and not self._recently_confirmed()
+            if waiting:
+                wait_ms = max(1, int(min(timeout, WAIT_SECONDS) * 1000))
+                pipe.execute_command("WAIT", self._wait_replicas, wait_ms)
+            if self._wait_replicas:
+                # Which node ran them, in case the replica does not answer in time.
+                pipe.execute_command("INFO", "server")
+            replies = await pipe.execute()
+        if self._wait_replicas and (not waiting or int(replies[-2]) < self._wait_replicas):
+            await self._accept_without_replica(replies[-1])
+
+    def _recently_confirmed(self) -> bool:
+        return (
+            self._confirmed is not None
+            and time.monotonic() - self._confirmed[1] < CONFIRMED_PRIMARY_SECONDS
+        )
+
+    async def _accept_without_replica(self, info: Any) -> None:
+        """A fence the replica did not acknowledge counts only on the node the Sentinels
+        call the primary: its replica is down or slow, and when it comes back it resyncs
+        from this node, fence included. A primary that was replaced while paused and has
+        just resumed also has no replica, and is not that node: NotDurable."""
+        assert self._sentinels is not None
+        run_id = info.get("run_id") if isinstance(info, dict) else None
+        # Checked now, after the reply: see CONFIRMED_PRIMARY_SECONDS.
+        confirmed = self._confirmed
+        if run_id and confirmed and confirmed[0] == run_id and self._recently_confirmed():
+            self.metrics.fences_without_replica.inc()
+            return
+        asked = time.monotonic()
+        if not run_id or run_id != await master_run_id(self._sentinels, self._service):
+            raise NotDurable("the fence reached a Redis node the Sentinels do not call primary")
+        self._confirmed = (run_id, asked)
+        self.metrics.fences_without_replica.inc()
+
+    async def place_fences(self, fences: dict[int, Fence]) -> bool:
+        """Place fences from the fence log (app/fencelog.py); False if Redis did not take
+        them all (durably, in sentinel mode). Never trips the breaker: requests decide that."""
+        if not self.breaker.closed:
+            return False
+        timeout = max(self._timeout, self._fence_timeout) * 4
+        try:
+            async with asyncio.timeout(timeout):
+                await self._run_fences(fences, timeout / 2)
+        except REDIS_ERRORS as exc:
+            self.metrics.redis_errors.inc()
+            log.info("placing %d logged fences failed: %s", len(fences), type(exc).__name__)
+            return False
+        return True
 
     async def record_write(self, product_id: int, fence: Fence) -> bool:
         """Publish a committed write's fence; on failure queue it. True if Redis took it."""
@@ -427,6 +530,10 @@ class ProductCache:
             try:
                 await self._run_fence(product_id, fence)
                 return True
+            except NotDurable as exc:
+                # The primary answers: no reason to bypass it. The caller logs the fence.
+                log.info("fence for product %s not durable in redis: %s", product_id, exc)
+                return False
             except REDIS_ERRORS as exc:
                 self._fail("invalidation", exc)
         self.metrics.invalidation_failures.inc()

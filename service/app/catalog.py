@@ -18,6 +18,7 @@ from .errors import (
     VersionMismatch,
 )
 from .fence import Fence, Lookup
+from .fencelog import FenceLog
 from .metrics import Metrics
 from .models import ProductIn, ProductRow
 
@@ -51,6 +52,7 @@ class Catalog:
         self.cache = cache
         self.metrics = metrics
         self.fallback_to_primary = settings.read_fallback == "primary"
+        self.fence_log = FenceLog(db, cache.lease, metrics)
 
     # ------------------------------------------------------------------ reads
 
@@ -97,7 +99,32 @@ class Catalog:
             except DatabaseUnavailable as exc:
                 self.metrics.backend_errors.labels("primary").inc()
                 log.info("primary read during a cache failover failed (%s)", exc.reason)
+        elif lookup.fresh:
+            return await self._read_fresh(product_id, lookup.barrier)
         return await self._read_replica(product_id, lookup.barrier)
+
+    async def _read_fresh(
+        self, product_id: int, barrier: str | None
+    ) -> tuple[ProductRow | None, Source]:
+        """A bypassed read: the replica's row once it has replayed the primary's WAL position
+        read now, since any write acknowledged before this request is at or before it."""
+        try:
+            lsn = await self.db.current_lsn()
+        except DatabaseUnavailable:
+            # No write can be acknowledged without the primary: the replica is as fresh as
+            # anything that can be read, checked against the fences this process knows.
+            return await self._read_replica(product_id, barrier)
+        try:
+            row, source, replayed = await self.db.read_product_after(self.db.read, product_id, lsn)
+        except DatabaseUnavailable as exc:
+            self.metrics.backend_errors.labels("replica").inc()
+            if not self.fallback_to_primary:
+                raise ReplicaUnavailable(f"read path unavailable: {exc.reason}") from exc
+            return await self._read_primary(product_id, "read path and primary both unavailable")
+        if replayed:
+            return row, source
+        self.metrics.fresh_redirects.inc()
+        return await self._read_primary(product_id, "replica is behind and the primary is down")
 
     async def get(self, product_id: int, lookup: Lookup | None = None) -> ReadResult:
         """Read one product; ``lookup`` is a cache lookup already made for this request."""
@@ -165,6 +192,12 @@ class Catalog:
 
     # ----------------------------------------------------------------- writes
 
+    async def _publish(self, product_id: int, fence: Fence) -> None:
+        """Put a committed write's fence where every reader honours it before answering:
+        Redis, or else the fence log (app/fencelog.py)."""
+        if not await self.cache.record_write(product_id, fence):
+            await self.fence_log.make_durable(product_id, fence)
+
     def _primary_down(self, exc: DatabaseUnavailable) -> PrimaryUnavailable:
         self.metrics.backend_errors.labels("primary").inc()
         return PrimaryUnavailable(f"write path unavailable: {exc.reason}")
@@ -182,7 +215,7 @@ class Catalog:
         # Also on a repeat: the instance that ran the first attempt may have died between
         # COMMIT and its fence, and this answer promises read-your-own-create just the same.
         # The fence only moves forward, so raising it again is harmless.
-        await self.cache.record_write(row.id, Fence.for_write(row.version))
+        await self._publish(row.id, Fence.for_write(row.version))
         return row, replayed
 
     async def replace(
@@ -196,7 +229,7 @@ class Catalog:
             raise VersionMismatch("If-Match does not match the current version") from exc
         if row is None:
             raise NotFound
-        await self.cache.record_write(product_id, Fence.for_write(row.version))
+        await self._publish(product_id, Fence.for_write(row.version))
         return row
 
     async def delete(self, product_id: int) -> None:
@@ -206,4 +239,4 @@ class Catalog:
             raise self._primary_down(exc) from exc
         if last_version is None:
             raise NotFound
-        await self.cache.record_write(product_id, Fence.for_delete(last_version))
+        await self._publish(product_id, Fence.for_delete(last_version))

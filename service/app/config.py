@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     # How long a write waits for its fence script; unset: PGHA_REDIS_TIMEOUT_SECONDS (plus
     # loop lag), as reads. Infra sets 1 s in sentinel mode (service/README.md).
     fence_timeout_seconds: float | None = Field(default=None, gt=0)
+    # The cache lease (app/fencelog.py): an instance serves hits only this long after it
+    # last drained the fence log, and a write whose fence Redis did not take waits at most
+    # this long (plus 5 %) before it is acknowledged. The log is drained 5 times per lease.
+    cache_lease_seconds: float = Field(default=1.0, gt=0)
 
     # Not part of the infra contract; defaults are tuned for "503 within 2 s" and fast recovery.
     pool_timeout_seconds: float = Field(default=1.5, gt=0)

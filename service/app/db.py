@@ -38,6 +38,21 @@ CREATE TABLE IF NOT EXISTS products (
 )
 """
 
+# Fences of acknowledged writes that Redis did not take (app/fencelog.py): written only while
+# an instance cannot reach Redis, drained into it by every instance, so normally empty.
+FENCE_LOG_SQL = """
+CREATE TABLE IF NOT EXISTS cache_fence_log (
+    id          bigserial   PRIMARY KEY,
+    product_id  bigint      NOT NULL,
+    fence       bigint      NOT NULL,
+    logged_at   timestamptz NOT NULL DEFAULT now()
+)
+"""
+_LOG_FENCE = "INSERT INTO cache_fence_log (product_id, fence) VALUES (%s, %s) RETURNING id"
+_FENCE_LOGGED = "SELECT EXISTS (SELECT 1 FROM cache_fence_log WHERE id = %s)"
+_FENCE_LOG_BATCH = "SELECT id, product_id, fence FROM cache_fence_log ORDER BY id LIMIT %s"
+_FENCE_LOG_DELETE = "DELETE FROM cache_fence_log WHERE id = ANY(%s)"
+
 # Added later, so a database created before is upgraded in place. Run only when missing:
 # even with IF NOT EXISTS they lock the table (and, replayed, the replica's readers) on
 # every start of every instance. The index is not partial, so ON CONFLICT can infer it;
@@ -199,6 +214,7 @@ class Database:
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
                 await conn.execute(SCHEMA_SQL)
+                await conn.execute(FENCE_LOG_SQL)
                 cur = await conn.execute(_IDEMPOTENCY_STATE)
                 has_columns, has_index = await cur.fetchone() or (True, True)
                 if not has_columns:
@@ -273,6 +289,34 @@ class Database:
         """The primary's WAL position now: every transaction it has acknowledged is before it."""
         rows = await self._read(self.write, "SELECT pg_current_wal_lsn()::text", ())
         return str(rows[0][0])
+
+    # ------------------------------------------------------------- fence log
+
+    async def fence_logged(self, entry: int) -> bool:
+        """Whether a fence log entry is still waiting to be placed in Redis."""
+        rows = await self._read(self.write, _FENCE_LOGGED, (entry,))
+        return bool(rows[0][0])
+
+    async def fence_log_batch(self, limit: int) -> list[tuple[int, int, int]]:
+        """The oldest `limit` entries of the fence log, read on the primary."""
+        rows = await self._read(self.write, _FENCE_LOG_BATCH, (limit,))
+        return [(int(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    async def log_fence(self, product_id: int, code: int) -> int:
+        """Log a fence durably on the primary; returns the entry's id."""
+
+        async def op(conn: Any) -> int:
+            cur = await conn.execute(_LOG_FENCE, (product_id, code))
+            row = await cur.fetchone()
+            return int(row[0])
+
+        return await self._write(op)
+
+    async def delete_fence_log(self, entries: list[int]) -> None:
+        async def op(conn: Any) -> None:
+            await conn.execute(_FENCE_LOG_DELETE, (entries,))
+
+        await self._write(op)
 
     async def read_page(
         self, guard: GuardedPool, after: int, limit: int

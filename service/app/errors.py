@@ -58,6 +58,10 @@ class ReplicaUnavailable(ApiError, status=503, code="replica_unavailable"):
     """The read path does not answer, and reads may not fall back to the primary."""
 
 
+class WriteUnconfirmed(ApiError, status=503, code="write_unconfirmed"):
+    """The write committed, but its cache fence reached neither Redis nor the fence log."""
+
+
 class PayloadTooLarge(StarletteHTTPException):
     # An HTTPException subclass so FastAPI's body reader re-raises it instead of turning it
     # into a generic 400 "error parsing the body".

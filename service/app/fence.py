@@ -30,9 +30,11 @@ class Fence:
 
     @classmethod
     def decode(cls, raw: bytes | None) -> Fence | None:
-        if raw is None:
-            return None
-        value = int(raw)
+        return None if raw is None else cls.from_code(int(raw))
+
+    @classmethod
+    def from_code(cls, value: int) -> Fence:
+        """The fence `encode` gave `value` for (as Redis and the fence log store it)."""
         return cls(-value, True) if value < 0 else cls(value)
 
     def encode(self) -> int:
@@ -99,6 +101,10 @@ class Lookup:
     # Sentinel mode: the PostgreSQL LSN a replica must have replayed for its row to be used
     # (read after the last cache failover's grace; see sentinel.EpochClock).
     barrier: str | None = None
+    # A bypass: a replica row is used only once that replica has replayed the primary's WAL
+    # position read for this request (writes acknowledged elsewhere may have fences only
+    # in a Redis this instance cannot reach).
+    fresh: bool = False
 
 
 def cache_key(product_id: int) -> str:

@@ -66,6 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         warm = asyncio.create_task(cache.warm(), name="redis-warm-up")
         lag = asyncio.create_task(cache.loop_lag.run(), name="loop-lag")
         barrier = asyncio.create_task(catalog.epoch_barrier_loop(0.1), name="epoch-barrier")
+        drain = asyncio.create_task(
+            catalog.fence_log.drain_loop(cache.place_fences, settings.cache_lease_seconds / 5),
+            name="fence-log-drain",
+        )
         probers = [
             asyncio.create_task(p.run(), name=f"{p.guard.name}-pool-prober") for p in db.probers
         ]
@@ -78,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            background = (schema, recovery, warm, lag, barrier, *probers)
+            background = (schema, recovery, warm, lag, barrier, drain, *probers)
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)

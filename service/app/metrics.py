@@ -83,6 +83,38 @@ class Metrics:
             "after the last cache failover (sentinel mode).",
             registry=r,
         )
+        self.fences_without_replica = Counter(
+            "pgha_cache_fences_without_replica",
+            "Sentinel mode: fences counted on the Sentinels' primary without its replica's "
+            "acknowledgement (the replica was down or slow).",
+            registry=r,
+        )
+        self.fence_log_writes = Counter(
+            "pgha_fence_log_writes",
+            "Write fences Redis did not take, logged in PostgreSQL before the write answered.",
+            registry=r,
+        )
+        self.fence_log_placed_early = Counter(
+            "pgha_fence_log_placed_early",
+            "Logged fences placed by some instance before their writer's lease wait ran out.",
+            registry=r,
+        )
+        self.fence_log_drained = Counter(
+            "pgha_fence_log_drained",
+            "Fence log entries this instance placed in Redis and deleted.",
+            registry=r,
+        )
+        self.lease_misses = Counter(
+            "pgha_cache_lease_misses",
+            "Fence log drain rounds that did not renew the cache lease.",
+            registry=r,
+        )
+        self.fresh_redirects = Counter(
+            "pgha_bypass_barrier_primary_reads",
+            "Bypassed reads sent to the primary because the replica had not replayed the "
+            "primary's WAL position read for the request.",
+            registry=r,
+        )
         self.read_source = Counter(
             "pgha_read_source", "Reads by the source that served them.", ["source"], registry=r
         )

@@ -163,3 +163,22 @@ def resolver(sentinel: Sentinel, service: str) -> Callable[[], Awaitable[tuple[s
         return str(host), int(port)
 
     return resolve
+
+
+async def master_run_id(sentinel: Sentinel, service: str) -> str | None:
+    """The run id of the node the first Sentinel that answers calls the primary, if any.
+
+    A primary that was replaced while it could not be reached (paused, partitioned) still
+    calls itself a primary when it comes back, until the Sentinels reconfigure it; its run
+    id is then not the one they name.
+    """
+    for node in sentinel.sentinels:
+        try:
+            masters = await node.sentinel_masters()
+        except (RedisConnectionError, TimeoutError, OSError):
+            continue
+        state = masters.get(service) if isinstance(masters, dict) else None
+        if state and sentinel.check_master_state(state, service):
+            # SENTINEL MASTERS names the field `runid`; INFO server names it `run_id`.
+            return str(state.get("runid") or "") or None
+    return None

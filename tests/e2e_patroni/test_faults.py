@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 
+from infra import outputs as out
 from pgha_testkit import patroni
 from pgha_testkit.deployment import Deployment
 from pgha_testkit.ledger import ids_present
@@ -56,7 +57,7 @@ def test_a_stopped_replica_leaves_reads_to_the_other_replicas_or_read_fallback(
             if len(replicas) > 1:
                 assert got.status_code == 200
                 assert got.headers["X-Read-Source"] == "replica"
-            elif deployment.outputs["read_fallback"] == "primary":
+            elif deployment.outputs[out.READ_FALLBACK] == "primary":
                 assert got.status_code == 200
                 assert got.headers["X-Read-Source"] == "primary"
             else:

@@ -17,49 +17,14 @@ the old version (checked by hand against the code before the barrier).
 from __future__ import annotations
 
 import json
-from typing import Any, cast
 
 from pgha_testkit import sentinel
 from pgha_testkit.deployment import Deployment, record
+from pgha_testkit.instance import in_instance
 from pgha_testkit.poll import wait_until
 
 # Reads after the grace: the API's grace (2 s) and barrier wait (2 s) are well inside it.
 READ_SECONDS = 6.0
-
-# Run inside one API container, so that every request reaches that instance and no other:
-# PUT, or GET in a loop for a while, printing one JSON line per answer.
-_IN_INSTANCE = """
-import json, sys, time, urllib.request
-method, path, seconds, body = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
-start = time.monotonic()
-while True:
-    req = urllib.request.Request("http://127.0.0.1:8000" + path, method=method,
-        data=body.encode() or None, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as res:
-        doc = json.load(res)
-        print(json.dumps([round(time.monotonic() - start, 2), res.status, doc["version"],
-            res.headers["X-Cache"] if method == "GET" else "", res.headers.get("X-Read-Source")]))
-    if time.monotonic() - start >= seconds:
-        break
-    time.sleep(0.05)
-"""
-
-
-def in_instance(
-    deployment: Deployment,
-    instance: str,
-    method: str,
-    path: str,
-    seconds: float = 0,
-    body: str = "",
-) -> list[list[Any]]:
-    """Answers of `instance` itself (not through HAProxy) to `method path`, in a loop."""
-    code, output = deployment.container(instance).exec_run(
-        ["python3", "-c", _IN_INSTANCE, method, path, str(seconds), body]
-    )
-    text = cast(bytes, output).decode(errors="replace")
-    assert code == 0, text
-    return [json.loads(line) for line in text.splitlines()]
 
 
 def version_of(deployment: Deployment, node: str, pid: int) -> int:

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,6 +239,10 @@ def run_with_cache(
         settings = settings_for(url, **overrides)
         client = make_client(settings)
         cache = ProductCache(client, settings, Metrics())
+        # No database here, so no fence log to drain: the lease is held for the whole test
+        # (the lease itself is exercised through real API processes, test_fence_log.py).
+        cache.lease.seconds = 3600.0
+        cache.lease.renew(time.monotonic())
         try:
             await body(cache)
         finally:

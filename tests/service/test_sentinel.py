@@ -9,6 +9,7 @@ the promoted node holds bodies that only the epoch tells apart.
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from app.cache import ProductCache
+from app.cache import NotDurable, ProductCache
 from app.fence import Fence
 
 from .conftest import run_with_cache
@@ -195,5 +196,40 @@ def test_a_reader_that_missed_before_a_failover_cannot_fill_after_it(pair: Pair)
         assert not await cache.fill(400, 1, b"{}", missed.epoch)
         fresh = await cache.lookup(400)
         assert await cache.fill(400, 1, b"{}", fresh.epoch)
+
+    run_with_cache(URL, body, **pair.options)
+
+
+def test_a_fence_the_replica_cannot_acknowledge_counts_on_the_sentinels_primary(
+    pair: Pair,
+) -> None:
+    frozen = pair.procs[pair.ports.index(pair.replica())]
+
+    async def body(cache: ProductCache) -> None:
+        await cache.warm()
+        await settle(cache, 500)
+        frozen.send_signal(signal.SIGSTOP)
+        try:
+            # The replica is frozen (WAIT times out), but the node that took the fence is
+            # the one the Sentinel names: when the replica comes back it resyncs from it.
+            assert await cache.record_write(500, Fence.for_write(3))
+            # Right after, the confirmation stands in for the replica (no WAIT at all).
+            assert await cache.record_write(501, Fence.for_write(3))
+        finally:
+            frozen.send_signal(signal.SIGCONT)
+        assert cache.metrics.fences_without_replica._value.get() == 2
+
+    run_with_cache(URL, body, **pair.options)
+
+
+def test_a_fence_on_a_node_the_sentinels_do_not_call_primary_is_not_durable(pair: Pair) -> None:
+    async def body(cache: ProductCache) -> None:
+        # What a primary replaced while paused looks like once resumed: it runs the fence,
+        # its replica never acknowledges, and its run id is not the Sentinels' primary's.
+        with pytest.raises(NotDurable):
+            await cache._accept_without_replica({"run_id": "0" * 40})
+        with pair.node(pair.primary()) as primary:
+            run_id = primary.info("server")["run_id"]
+        await cache._accept_without_replica({"run_id": run_id})
 
     run_with_cache(URL, body, **pair.options)
