@@ -103,14 +103,19 @@ def test_the_passphrase_is_only_in_the_nodes_and_the_repository(
         if passphrase in json.dumps(deployment.container(role).attrs["Config"]["Env"])
     }
     assert holders == {*deployment.outputs[out.REPLICAS], deployment.primary, "backup"}
-    # Nor in the stack's plain (non-secret) outputs, nor the repository's rendered config.
+    # Nor in the stack's plain (non-secret) outputs.
     raw = deployment.stack.outputs()
     assert passphrase not in json.dumps({k: v.value for k, v in raw.items() if not v.secret})
-    code, conf = exec_as_postgres(
-        deployment.container_name("backup"), ["cat", backup.CONFIG], client=deployment.docker
-    )
-    assert code == 0 and "repo1-cipher-type=aes-256-cbc" in conf
-    assert passphrase not in conf
+    # The rendered config travels as plain env without it; the image writes it into the
+    # config file on a tmpfs, readable by postgres only.
+    for role in ("backup", deployment.primary):
+        assert passphrase not in backup.env_of(deployment, role)["PGHA_PGBACKREST_CFG"]
+        code, mode = exec_as_postgres(
+            deployment.container_name(role),
+            ["stat", "-c", "%a %U", backup.CONFIG],
+            client=deployment.docker,
+        )
+        assert (code, mode) == (0, "600 postgres"), role
 
 
 def test_archiving_follows_the_primary_through_a_switchover_and_back(
