@@ -63,11 +63,16 @@ def _utc(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")
 
 
-def window(info: list[dict[str, Any]]) -> str:
+def window(info: list[dict[str, Any]], now: float) -> str:
     backups = _stanza(info).get("backup", [])
     wal_min, wal_max = wal_range(info)
     lines = [f"archived WAL: {wal_min} .. {wal_max}" if wal_max else "archived WAL: none"]
     if backups:
+        last = backups[-1]
+        lines.append(
+            f"last backup: {last['label']} ({last['type']}), "
+            f"finished {int(now - last['timestamp']['stop'])} s ago"
+        )
         # The newest segment reaches the repository within archive_timeout (60 s).
         lines.append(
             f"recovery window: {_utc(backups[0]['timestamp']['stop'])} .. "
@@ -87,7 +92,7 @@ def main(argv: list[str]) -> int:
     elif argv[1:] == ["status"]:
         print(json.dumps(status(info, now)))
     elif argv[1:] == ["window"]:
-        print(window(info))
+        print(window(info, now))
     else:
         print("usage: backup_info.py ages|status|window < info.json", file=sys.stderr)
         return 2

@@ -46,7 +46,7 @@ def test_a_repository_without_backups_has_no_ages_and_no_window() -> None:
     empty = [{"name": "pgha", "status": {"message": "no valid backups"}, "backup": []}]
     info = load()
     assert info.ages(empty, now=1) == (None, None)
-    assert "none (no backup yet)" in info.window(empty)
+    assert "none (no backup yet)" in info.window(empty, now=1)
 
 
 def test_status_names_the_last_backup_and_the_archived_range() -> None:
@@ -58,3 +58,10 @@ def test_status_names_the_last_backup_and_the_archived_range() -> None:
         "000000010000000000000001",
         "000000010000000000000009",
     )
+
+
+def test_the_listing_names_the_last_backup_its_age_and_the_window() -> None:
+    text = load().window(INFO, now=2105)
+    assert "last backup: D1 (diff), finished 100 s ago" in text
+    assert "archived WAL: 000000010000000000000001 .. 000000010000000000000009" in text
+    assert "recovery window: 1970-01-01T00:16:50+00:00 .. now" in text
