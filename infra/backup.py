@@ -52,6 +52,8 @@ class BackupRepositoryArgs:
     settings: BackupConfig
     # The cluster: the repository creates its stanza and first backup through the primary.
     after: Sequence[pulumi.Resource] = ()
+    # Seconds `up` waits for the stanza and the bootstrap backup.
+    wait_timeout: int = 600
 
 
 class BackupRepository(pulumi.ComponentResource):
@@ -91,7 +93,7 @@ class BackupRepository(pulumi.ComponentResource):
             # Healthy once the stanza exists and holds the bootstrap full backup: `up`
             # returns with a restorable cluster. `pgbackrest check` alone may wait up to
             # archive_timeout for a segment.
-            wait_timeout=600,
+            wait_timeout=args.wait_timeout,
         )
         container, volume = declare_with_volume(
             f"{name}-repo",

@@ -111,7 +111,7 @@ def restore_target(raw: str) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
 
 
-def _restore(cfg: pulumi.Config, backup: BackupConfig, failover_mode: str) -> RestoreConfig | None:
+def _restore(cfg: pulumi.Config, backup: BackupConfig) -> RestoreConfig | None:
     source = cfg.get("restoreFrom")
     raw_target = cfg.get("restoreTarget")
     if not source:
@@ -127,9 +127,6 @@ def _restore(cfg: pulumi.Config, backup: BackupConfig, failover_mode: str) -> Re
         )
     if not backup.enabled:
         raise ValueError("pgha:restoreFrom needs pgha:backup: the restored stack archives too")
-    if failover_mode != "manual":
-        # Patroni needs a custom bootstrap.method for this (patroni#1870): not built yet.
-        raise ValueError("pgha:restoreFrom supports failoverMode manual only, for now")
     target = restore_target(raw_target or "latest")
     if target != "latest" and datetime.fromisoformat((raw_target or "").upper()) > datetime.now(
         UTC
@@ -253,7 +250,7 @@ def load() -> StackConfig:
     elif cfg.get_object("placement") is not None:
         raise ValueError("pgha:placement needs pgha:hosts (the hosts it names)")
     backup = _backup(cfg, multihost is not None)
-    restore = _restore(cfg, backup, failover_mode)
+    restore = _restore(cfg, backup)
     return StackConfig(
         prefix=f"{pulumi.get_project()}-{pulumi.get_stack()}",
         nodes=nodes,

@@ -40,6 +40,7 @@ class RestoreNode:
     """What the node that restores gets beside a normal node's env and volume."""
 
     node: str
+    target: str
     env: dict[str, pulumi.Input[str]]
     source: docker.ContainerVolumeArgs
 
@@ -47,6 +48,7 @@ class RestoreNode:
 def restore_node(node: str, restore: RestoreConfig) -> RestoreNode:
     return RestoreNode(
         node=node,
+        target=restore.target,
         env={
             "PGHA_RESTORE_TARGET": restore.target,
             "PGHA_RESTORE_CFG": backup_cfg.restore_config(),

@@ -21,6 +21,7 @@ from infra.images import Images, ImagesArgs
 from infra.patroni import PatroniCluster, PatroniClusterArgs
 from infra.postgres import PostgresCluster
 from infra.proxy import Proxy, ProxyArgs
+from infra.restore import RESTORE_WAIT_S
 from infra.sentinel import SentinelCache, SentinelCacheArgs
 from infra.stack_ca import StackCA, StackCAArgs
 from infra.wiring import cluster_args, export_cluster
@@ -106,8 +107,12 @@ def deploy(cfg: StackConfig) -> None:
                 ca=ca,
                 passphrase=cfg.secrets.backup,
                 settings=cfg.backup,
-                # Its stanza and first backup need the primary the cluster's role names.
-                after=[cluster.role],
+                # Its stanza and first backup need the primary the cluster's role names. A
+                # restoring cluster needs the repository up while it restores instead: its
+                # first promotion archives, and Patroni's restart after a custom bootstrap
+                # waits for the archiver (the repository waits for a primary by itself).
+                after=[] if cfg.restore else [cluster.role],
+                wait_timeout=RESTORE_WAIT_S + 600 if cfg.restore else 600,
             ),
         )
         if ca
@@ -217,7 +222,7 @@ def deploy(cfg: StackConfig) -> None:
             **({"backup": repo.volume} if repo else {}),
         },
     )
-    if cfg.restore and isinstance(cluster, PostgresCluster):
+    if cfg.restore:
         ended = restore.RestoreResult(
             "restore-result",
             cluster.containers[first],

@@ -12,8 +12,11 @@ import tarfile
 from collections.abc import Iterator
 from typing import Any
 
+from pulumi import automation as auto
+
 from pgha_testkit.deployment import Deployment
 from pgha_testkit.nodes import exec_as_postgres
+from pgha_testkit.stack import NAMESPACE
 
 CONFIG = "/run/pgbackrest/pgbackrest.conf"
 REPO_PATH = "/var/lib/pgbackrest"
@@ -59,3 +62,15 @@ def env_of(deployment: Deployment, role: str) -> dict[str, str]:
     """A container's env (Docker's view), e.g. for its certificate and key."""
     env = deployment.container(role).attrs["Config"]["Env"] or []
     return dict(item.split("=", 1) for item in env)
+
+
+def restore_config(stack: auto.Stack, source: Deployment, target: str) -> None:
+    """Makes `stack` a restore of `source` to `target`, as `make restore` does."""
+    passphrase = source.stack.get_config(f"{NAMESPACE}:backupPassphrase").value
+    stack.set_all_config(
+        {
+            f"{NAMESPACE}:restoreFrom": auto.ConfigValue(value=source.stack.name),
+            f"{NAMESPACE}:restoreTarget": auto.ConfigValue(value=target),
+            f"{NAMESPACE}:restorePassphrase": auto.ConfigValue(value=passphrase, secret=True),
+        }
+    )

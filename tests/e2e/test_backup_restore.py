@@ -23,17 +23,6 @@ from pgha_testkit.stack import NAMESPACE
 NODES = os.environ.get("PGHA_TEST_NODES", "pg-0 pg-1").split()
 
 
-def restore_config(stack: auto.Stack, source: Deployment, target: str) -> None:
-    passphrase = source.stack.get_config(f"{NAMESPACE}:backupPassphrase").value
-    stack.set_all_config(
-        {
-            f"{NAMESPACE}:restoreFrom": auto.ConfigValue(value=source.stack.name),
-            f"{NAMESPACE}:restoreTarget": auto.ConfigValue(value=target),
-            f"{NAMESPACE}:restorePassphrase": auto.ConfigValue(value=passphrase, secret=True),
-        }
-    )
-
-
 @pytest.fixture
 def second() -> Iterator[Deployment]:
     deployed = Deployment.throwaway(NODES)
@@ -70,7 +59,7 @@ def test_pitr_into_a_new_stack_brings_back_exactly_the_rows_before_the_target(
     code, text = backup.pgbackrest(deployment, "backup", "check")
     assert code == 0, text
 
-    restore_config(second.stack, deployment, target)
+    backup.restore_config(second.stack, deployment, target)
     started = datetime.now(UTC)
     second.up()
     record("restore_up_seconds", round((datetime.now(UTC) - started).total_seconds(), 1))
@@ -107,7 +96,7 @@ def test_a_restore_that_cannot_work_is_refused_at_preview(
 ) -> None:
     stack = Deployment.throwaway(NODES).stack
     try:
-        restore_config(stack, deployment, target)
+        backup.restore_config(stack, deployment, target)
         if source:
             stack.set_config(f"{NAMESPACE}:restoreFrom", auto.ConfigValue(value=source))
         with pytest.raises(auto.CommandError, match=message):

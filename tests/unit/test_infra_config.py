@@ -196,8 +196,3 @@ def test_a_restore_needs_the_source_passphrase_and_a_source() -> None:
         load(restoreFrom="dev")
     with pytest.raises(ValueError, match="needs pgha:restoreFrom"):
         load(restoreTarget="latest")
-
-
-def test_restoring_in_patroni_mode_is_refused_until_its_bootstrap_method_exists() -> None:
-    with pytest.raises(ValueError, match="manual only"):
-        load(restoreFrom="dev", restorePassphrase="p", failoverMode="patroni")
