@@ -6,7 +6,7 @@ STACK ?= dev
 PGHA_TEST_NODES ?= pg-0 pg-1
 ENV := source scripts/env.sh &&
 
-.PHONY: setup up down destroy test test-fast test-unit test-service test-e2e test-e2e-patroni test-e2e-sentinel test-e2e-multihost hosts-up hosts-down lint failover patronictl shell preview outputs clean bench chaos chaos-patroni bench-multihost chaos-sentinel sentinel-failover docs docs-build docs-figures
+.PHONY: setup up down destroy backup backups restore test test-fast test-unit test-service test-e2e test-e2e-patroni test-e2e-sentinel test-e2e-multihost hosts-up hosts-down lint failover patronictl shell preview outputs clean bench chaos chaos-patroni bench-multihost chaos-sentinel sentinel-failover docs docs-build docs-figures
 
 setup:
 	./scripts/setup.sh
@@ -25,6 +25,29 @@ outputs:
 down destroy:
 	$(ENV) pulumi destroy --yes --stack $(STACK)
 	-docker image rm --no-prune $(foreach r,postgres haproxy redis api etcd redis-ha,pgha-$(STACK)-$(r):latest) 2>/dev/null
+	@if docker volume inspect pgha-$(STACK)-backup-data >/dev/null 2>&1; then \
+	  echo "kept the backup repository: volume pgha-$(STACK)-backup-data (restore from it with pgha:restoreFrom $(STACK); remove it with docker volume rm)"; fi
+
+# pgha:backup: a backup now (TYPE=full, diff or incr; default full), and the list of
+# backups with the archived WAL range and the recovery window. Both run in the stack's
+# repository container, which holds the cipher passphrase and runs every backup.
+backup:
+	docker exec pgha-$(STACK)-backup pgha-backup now $(or $(TYPE),full)
+
+backups:
+	docker exec pgha-$(STACK)-backup pgha-backup info
+
+# Restore is a new stack: `make restore FROM=dev TO=restored TARGET=2026-12-07T14:03:00Z`
+# (TARGET defaults to latest) sets pgha:restoreFrom and pgha:restoreTarget on stack TO,
+# copies FROM's repository passphrase into TO's pgha:restorePassphrase, and runs `up`.
+# Give TO its own ports (pgha:apiPort and the others) first if FROM still runs.
+restore: setup
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make restore FROM=dev TO=restored [TARGET=RFC3339|latest]" >&2; exit 2; }
+	$(ENV) pulumi stack select --create $(TO) >/dev/null && \
+	  pulumi config set --stack $(TO) pgha:restoreFrom $(FROM) && \
+	  pulumi config set --stack $(TO) pgha:restoreTarget $(or $(TARGET),latest) && \
+	  pulumi config get --stack $(FROM) pgha:backupPassphrase | pulumi config set --secret --stack $(TO) pgha:restorePassphrase && \
+	  ./scripts/stack-up.sh $(TO)
 
 # Fail over (or switch over) to another node through stack config.
 failover:

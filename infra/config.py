@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pulumi
 
@@ -21,8 +22,11 @@ SECRET_KEYS = {
     "replication": "replicationPassword",
     "redis": "redisPassword",
     "haproxy_stats": "haproxyStatsPassword",
+    # pgBackRest's repository cipher passphrase (pgha:backup): infra/backup.py.
+    "backup": "backupPassphrase",
 }
 NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$")
 READ_FALLBACKS = ("none", "primary")
 # manual: ClusterRole moves the primary when pgha:primary changes (infra/failover.py).
 # patroni: Patroni elects the leader through etcd on its own; pgha:primary is the
@@ -52,6 +56,92 @@ class Secrets:
     replication: pulumi.Output[str]
     redis: pulumi.Output[str]
     haproxy_stats: pulumi.Output[str]
+    backup: pulumi.Output[str]
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    """pgha:backup and its keys (infra/backup.py): WAL archiving and scheduled backups into
+    the stack's pgBackRest repository container."""
+
+    enabled: bool = True
+    # Keep the repository's volume on `pulumi destroy` (a backup that dies with its cluster
+    # is not a backup); the tests' throwaway stacks set it false.
+    retain: bool = True
+    retention_full: int = 2
+    # Hours between scheduled full backups, and between differential ones (0: none).
+    full_every_h: int = 24
+    diff_every_h: int = 1
+
+
+@dataclass(frozen=True)
+class RestoreConfig:
+    """pgha:restoreFrom and pgha:restoreTarget (infra/restore.py): this new stack's cluster
+    bootstraps from another stack's repository, recovered to `target`."""
+
+    source: str
+    # "latest", or a UTC timestamp in PostgreSQL's format (pgBackRest's --target).
+    target: str
+    # The source repository's passphrase (pgha:restorePassphrase; `make restore` copies it).
+    passphrase: pulumi.Output[str]
+    # The target as a moment; None for "latest".
+    moment: datetime | None = None
+
+    @property
+    def source_volume(self) -> str:
+        return f"{pulumi.get_project()}-{self.source}-backup-data"
+
+
+def restore_target(raw: str) -> str:
+    """pgha:restoreTarget as pgBackRest's --target: "latest", or RFC 3339 (with an offset or
+    Z) as a UTC timestamp PostgreSQL parses; anything else is an error."""
+    if raw == "latest":
+        return raw
+    moment = None
+    if RFC3339.match(raw):
+        try:
+            moment = datetime.fromisoformat(raw.upper())
+        except ValueError:  # e.g. month 13
+            moment = None
+    if moment is None:
+        raise ValueError(
+            f"pgha:restoreTarget {raw!r} is not an RFC 3339 time with an offset "
+            '(e.g. 2026-12-07T14:03:00Z) or "latest"'
+        )
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+
+
+def _restore(cfg: pulumi.Config, backup: BackupConfig) -> RestoreConfig | None:
+    source = cfg.get("restoreFrom")
+    raw_target = cfg.get("restoreTarget")
+    if not source:
+        if raw_target:
+            raise ValueError("pgha:restoreTarget needs pgha:restoreFrom (the stack to restore)")
+        return None
+    if not NODE_NAME.match(source):
+        raise ValueError(f"pgha:restoreFrom {source!r} is not a stack name")
+    if source == pulumi.get_stack():
+        raise ValueError(
+            "pgha:restoreFrom names this stack itself: restore into a new stack "
+            "(pulumi stack init NAME), never over the cluster being restored"
+        )
+    if not backup.enabled:
+        raise ValueError("pgha:restoreFrom needs pgha:backup: the restored stack archives too")
+    target = restore_target(raw_target or "latest")
+    if target != "latest" and datetime.fromisoformat((raw_target or "").upper()) > datetime.now(
+        UTC
+    ):
+        raise ValueError(f"pgha:restoreTarget {raw_target} is in the future")
+    passphrase = cfg.get_secret("restorePassphrase")
+    if passphrase is None:
+        raise ValueError(
+            f"pgha:restoreFrom {source} needs that stack's repository passphrase: "
+            f"pulumi config set --secret pgha:restorePassphrase "
+            f'"$(pulumi config get pgha:backupPassphrase --stack {source})" '
+            "(make restore does this)"
+        )
+    moment = None if target == "latest" else datetime.fromisoformat((raw_target or "").upper())
+    return RestoreConfig(source=source, target=target, passphrase=passphrase, moment=moment)
 
 
 @dataclass(frozen=True)
@@ -81,6 +171,8 @@ class StackConfig:
     # pgha:hosts and pgha:placement (infra/placement.py); None: everything on the local
     # engine, exactly as before they existed.
     multihost: MultiHost | None = None
+    backup: BackupConfig = BackupConfig(enabled=False)
+    restore: RestoreConfig | None = None
 
     @property
     def replicas(self) -> list[str]:
@@ -157,6 +249,8 @@ def load() -> StackConfig:
         )
     elif cfg.get_object("placement") is not None:
         raise ValueError("pgha:placement needs pgha:hosts (the hosts it names)")
+    backup = _backup(cfg, multihost is not None)
+    restore = _restore(cfg, backup)
     return StackConfig(
         prefix=f"{pulumi.get_project()}-{pulumi.get_stack()}",
         nodes=nodes,
@@ -177,4 +271,35 @@ def load() -> StackConfig:
         sentinel_timings=timings,
         cache_failover_guard=cfg.get_bool("cacheFailoverGuard") is not False,
         multihost=multihost,
+        backup=backup,
+        restore=restore,
+    )
+
+
+def _backup(cfg: pulumi.Config, multihost: bool) -> BackupConfig:
+    enabled = cfg.get_bool("backup")
+    if multihost:
+        # Not placed across hosts yet: a spread stack runs without a repository.
+        if enabled:
+            raise ValueError("pgha:backup is not supported with pgha:hosts yet; set it false")
+        return BackupConfig(enabled=False)
+    defaults = BackupConfig()
+    retention = cfg.get_int("backupRetentionFull")
+    retention = defaults.retention_full if retention is None else retention
+    if not 1 <= retention <= 100:
+        raise ValueError("pgha:backupRetentionFull must be between 1 and 100")
+    full_h = cfg.get_int("backupFullEveryHours") or defaults.full_every_h
+    diff_h = cfg.get_int("backupDiffEveryHours")
+    diff_h = defaults.diff_every_h if diff_h is None else diff_h
+    if full_h < 1 or diff_h < 0 or (diff_h and diff_h >= full_h):
+        raise ValueError(
+            "pgha:backupFullEveryHours must be at least 1, and pgha:backupDiffEveryHours "
+            "0 (no differential backups) or less than it"
+        )
+    return BackupConfig(
+        enabled=enabled is not False,
+        retain=cfg.get_bool("backupRetain") is not False,
+        retention_full=retention,
+        full_every_h=full_h,
+        diff_every_h=diff_h,
     )

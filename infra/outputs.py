@@ -32,6 +32,15 @@ SYNCHRONOUS = "synchronous"
 REDIS_PRIMARY = "redis_primary"
 SENTINEL_ENDPOINTS = "sentinel_endpoints"
 READ_FALLBACK = "read_fallback"
+# pgha:backup: {container, volume, stanza, retained} of the stack's pgBackRest repository
+# (its container and volume are also under CONTAINERS and VOLUMES as "backup").
+BACKUP = "backup"
+# pgha:restoreFrom: the source stack, the target, and where recovery ended (the timeline it
+# ended on and the LSN the new timeline starts at).
+RESTORED_FROM = "restored_from"
+RESTORE_TARGET = "restore_target"
+RESTORE_TIMELINE = "restore_timeline"
+RESTORE_LSN = "restore_lsn"
 
 # The label every Docker object of a stack carries (value: `pgha-<stack>`), so
 # tests and tools can find, and prove the absence of, a stack's objects.

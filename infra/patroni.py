@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_docker as docker
 
+from infra.backup_cfg import RUN_DIR
 from infra.containers import ContainerSpec, Site, declare_with_volume
 from infra.leader import PreferredLeader, PreferredLeaderArgs
 from infra.patroni_cfg import DATA_ROOT, PG_PORT, REST_PORT, SECRET_ENV, PatroniNode, render
 from infra.postgres import PostgresClusterArgs
+from infra.restore import RESTORE_WAIT_S
 
 
 @dataclass
@@ -66,6 +68,8 @@ def node_config(args: PatroniClusterArgs, node: str, network: list[object]) -> s
         etcd_hosts=args.etcd_hosts,
         network_cidr=str(network[0]),
         network_gateway=str(network[1]),
+        archive=bool(args.node_env),
+        restore_target=args.restore.target if args.restore and args.restore.node == node else "",
     )
     site = args.sites.get(node)
     if site is not None:
@@ -91,12 +95,14 @@ class PatroniCluster(pulumi.ComponentResource):
     ) -> None:
         super().__init__("pgha:index:PatroniCluster", name, None, opts)
         self.containers, self.volumes = {}, {}
+        self.ids: dict[str, pulumi.Output[str]] = {}
         network = pulumi.Output.all(args.network_cidr, args.network_gateway)
         previous: docker.Container | None = None
         # The preferred leader first: alone, it wins the bootstrap race, so the cluster
         # starts with the leader the config asks for (no switchover on create).
         ordered = [args.primary] + [n for n in args.nodes if n != args.primary]
         for node in ordered:
+            restoring = args.restore if args.restore and args.restore.node == node else None
             site = args.sites.get(node)
             # A spread node's own host network (each host has one of its own).
             net = pulumi.Output.all(site.network_cidr, "") if site else network
@@ -112,12 +118,16 @@ class PatroniCluster(pulumi.ComponentResource):
                     "PGHA_PATRONI_CFG": config,
                     "PGHA_APP_PASSWORD": args.app_password,
                     **{key: args.replication_password for key in SECRET_ENV},
+                    **args.node_env.get(node, {}),
+                    **(restoring.env if restoring else {}),
                 },
-                # Sockets, the rendered config and Patroni's pgpass; data is on the volume.
+                volumes=[restoring.source] if restoring else [],
+                # Sockets, the rendered configs and Patroni's pgpass; data is on the volume.
                 tmpfs={
                     "/var/run/postgresql": "rw,nosuid,nodev,size=1m",
                     "/run/patroni": "rw,noexec,nosuid,size=1m",
                     "/tmp": "rw,noexec,nosuid,size=16m",
+                    **({RUN_DIR: "rw,noexec,nosuid,size=1m"} if args.node_env else {}),
                 },
                 # Cut off from the network, a node's name lookups go unanswered, and with
                 # glibc's default (5 s, 2 tries) each one stalls Patroni's HA loop: a
@@ -127,7 +137,7 @@ class PatroniCluster(pulumi.ComponentResource):
                 # Patroni's clean stop: PostgreSQL's fast shutdown, then the lock is freed.
                 stop_timeout=60,
                 # A replica clones the leader before it reports healthy.
-                wait_timeout=300,
+                wait_timeout=RESTORE_WAIT_S if restoring else 300,
             )
             if site:
                 spec = site.place(spec)
@@ -147,6 +157,7 @@ class PatroniCluster(pulumi.ComponentResource):
             previous = container
             self.containers[node] = container.name
             self.volumes[node] = volume.name
+            self.ids[node] = container.id
         self.role = PreferredLeader(
             f"{name}-leader",
             PreferredLeaderArgs(

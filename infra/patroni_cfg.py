@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from infra.backup_cfg import RESTORE_CONFIG_PATH, STANZA, archive_parameters
+
 PG_PORT = 5432
 REST_PORT = 8008
 PG_BIN_DIR = "/usr/lib/postgresql/15/bin"
@@ -22,6 +24,7 @@ PGDATA = f"{DATA_ROOT}/pgdata"
 SOCKET_DIR = "/var/run/postgresql"
 CONFIG_PATH = "/run/patroni/patroni.yml"
 POST_BOOTSTRAP = "/usr/local/bin/pgha-post-bootstrap"
+RESTORE_BOOTSTRAP = "/usr/local/bin/pgha-restore-bootstrap"
 # The same role names as manual mode (images/postgres/pgha-lib.sh).
 REPLICATION_USER = "replicator"
 REWIND_USER = "rewinder"
@@ -47,6 +50,8 @@ LOOP_WAIT_S = 1
 # etcd leader election (about 1 s with etcd's defaults); a slower etcd round trip under
 # load counts as "etcd down", which failsafe mode then absorbs (see below).
 RETRY_TIMEOUT_S = 2
+# WAL for a restore's recovery comes from the source repository (infra/restore.py).
+RESTORE_COMMAND = f'pgbackrest --config={RESTORE_CONFIG_PATH} --stanza={STANZA} archive-get %f "%p"'
 # A replica more than this behind the last known leader position is not promoted.
 MAXIMUM_LAG_ON_FAILOVER_BYTES = 1024 * 1024
 
@@ -66,6 +71,11 @@ class PatroniNode:
     pg_port: int = PG_PORT
     rest_port: int = REST_PORT
     peer_cidrs: tuple[str, ...] = ()
+    # pgha:backup: archive WAL to the stack's pgBackRest repository (infra/backup_cfg.py).
+    archive: bool = False
+    # pgha:restoreFrom: pgBackRest's --target ("latest" or a UTC timestamp); the cluster
+    # bootstraps from the source repository instead of initdb (`restore_bootstrap`).
+    restore_target: str = ""
 
 
 def pg_hba(cidr: str, gateway: str, peers: tuple[str, ...] = ()) -> list[str]:
@@ -134,6 +144,23 @@ def dynamic_config() -> dict[str, Any]:
     }
 
 
+def restore_bootstrap(target: str) -> dict[str, Any]:
+    """A custom bootstrap method: Patroni applies recovery settings only from here when it
+    builds a cluster (patroni#1870). The command copies the files from the source
+    repository; Patroni then writes these settings, replays WAL to the target, waits for
+    the promotion, and runs post_bootstrap (which gives the restored roles this stack's
+    passwords)."""
+    recovery: dict[str, Any] = {"restore_command": RESTORE_COMMAND}
+    if target != "latest":
+        recovery |= {"recovery_target_time": target, "recovery_target_action": "promote"}
+    return {
+        "command": RESTORE_BOOTSTRAP,
+        "no_params": True,
+        "keep_existing_recovery_conf": False,
+        "recovery_conf": recovery,
+    }
+
+
 def render(node: PatroniNode) -> str:
     if len(node.etcd_hosts) < 3:
         raise ValueError("Patroni needs the addresses of at least three etcd members")
@@ -164,6 +191,11 @@ def render(node: PatroniNode) -> str:
             # Creates the app role, database and schema (replicator and rewinder are
             # Patroni's own, from postgresql.authentication).
             "post_bootstrap": POST_BOOTSTRAP,
+            **(
+                {"method": "pgbackrest", "pgbackrest": restore_bootstrap(node.restore_target)}
+                if node.restore_target
+                else {}
+            ),
         },
         "postgresql": {
             "listen": f"0.0.0.0:{PG_PORT}",
@@ -190,6 +222,9 @@ def render(node: PatroniNode) -> str:
                 "unix_socket_directories": SOCKET_DIR,
                 "shared_buffers": "128MB",
                 "log_line_prefix": "%m [%p] %q%u@%d ",
+                # Local, not dynamic: a node's own settings, like its socket; Patroni
+                # runs archive_command only on the leader (a standby does not archive).
+                **(archive_parameters() if node.archive else {}),
             },
         },
         # No /dev/watchdog in an unprivileged container: a hung Patroni is noticed by

@@ -8,13 +8,16 @@ primary afterwards is owned by `ClusterRole` (infra/failover.py), so changing
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_docker as docker
 
+from infra.backup_cfg import RUN_DIR
 from infra.containers import ContainerSpec, Scope, declare_with_volume
 from infra.failover import DATA_ROOT, ClusterRole, ClusterRoleArgs
+from infra.restore import RESTORE_WAIT_S, RestoreNode
 
 
 @dataclass
@@ -29,6 +32,12 @@ class PostgresClusterArgs:
     app_password: pulumi.Input[str]
     replication_password: pulumi.Input[str]
     retain_data: bool
+    # node -> extra env (pgha:backup: its pgBackRest config, certificate and archiving).
+    node_env: Mapping[str, Mapping[str, pulumi.Input[str]]] = field(
+        default_factory=dict, kw_only=True
+    )
+    # pgha:restoreFrom: the node that bootstraps from the source repository (infra/restore.py).
+    restore: RestoreNode | None = field(default=None, kw_only=True)
 
 
 class PostgresCluster(pulumi.ComponentResource):
@@ -46,6 +55,7 @@ class PostgresCluster(pulumi.ComponentResource):
         ids: dict[str, pulumi.Output[str]] = {}
         first: docker.Container | None = None
         for node in args.nodes:
+            restoring = args.restore if args.restore and args.restore.node == node else None
             spec = ContainerSpec(
                 args.scope,
                 node,
@@ -59,16 +69,22 @@ class PostgresCluster(pulumi.ComponentResource):
                     "PGHA_HOST_GATEWAY": args.network_gateway,
                     "PGHA_APP_PASSWORD": args.app_password,
                     "PGHA_REPLICATION_PASSWORD": args.replication_password,
+                    **args.node_env.get(node, {}),
+                    **(restoring.env if restoring else {}),
                 },
-                # The socket and lock files; the data lives on the volume.
+                volumes=[restoring.source] if restoring else [],
+                # The socket and lock files, and pgBackRest's config and PEMs; the data
+                # lives on the volume.
                 tmpfs={
                     "/var/run/postgresql": "rw,nosuid,nodev,size=1m",
                     "/tmp": "rw,noexec,nosuid,size=16m",
+                    **({RUN_DIR: "rw,noexec,nosuid,size=1m"} if args.node_env else {}),
                 },
                 # A fast shutdown streams the last WAL to the replicas first.
                 stop_timeout=60,
-                # A replica clones the primary before it reports healthy.
-                wait_timeout=300,
+                # A replica clones the primary before it reports healthy; a restoring node
+                # reports healthy once recovery reached its target.
+                wait_timeout=RESTORE_WAIT_S if restoring else 300,
             )
             # Replicas clone from the bootstrap node, so it is created first.
             container, volume = declare_with_volume(
@@ -94,6 +110,7 @@ class PostgresCluster(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self),
         )
         self.roles = self.role.roles
+        self.ids = ids
         # The node ClusterRole found primary at its last run, as patroni mode's `leader`.
         self.leader = self.roles.apply(
             lambda roles: next((n for n, r in (roles or {}).items() if r == "primary"), "")

@@ -7,8 +7,11 @@ container on the local engine (or DOCKER_HOST), on one stack network.
 import pulumi
 import pulumi_docker as docker
 
+from infra import backup, restore
 from infra import outputs as out
 from infra.api import Api, ApiArgs
+from infra.backup import BackupRepository, BackupRepositoryArgs
+from infra.backup_cfg import STANZA
 from infra.cache import Cache, CacheArgs
 from infra.config import StackConfig
 from infra.consensus import Consensus, ConsensusArgs
@@ -18,7 +21,9 @@ from infra.images import Images, ImagesArgs
 from infra.patroni import PatroniCluster, PatroniClusterArgs
 from infra.postgres import PostgresCluster
 from infra.proxy import Proxy, ProxyArgs
+from infra.restore import RESTORE_WAIT_S
 from infra.sentinel import SentinelCache, SentinelCacheArgs
+from infra.stack_ca import StackCA, StackCAArgs
 from infra.wiring import cluster_args, export_cluster
 
 
@@ -49,14 +54,26 @@ def deploy(cfg: StackConfig) -> None:
         ),
     )
 
+    # pgha:backup: every node archives to the repository container over TLS, with a
+    # certificate from the stack CA.
+    ca = StackCA("ca", StackCAArgs(prefix=cfg.prefix)) if cfg.backup.enabled else None
+    node_env = {n: backup.node_env(ca, n, cfg.secrets.backup) for n in cfg.nodes} if ca else {}
     # Both failover modes run the same nodes from the same secrets; patroni mode adds the
     # consensus store they elect their leader through.
+    # pgha:restoreFrom: the node that bootstraps first restores instead of running initdb.
+    first = cfg.primary if patroni else cfg.nodes[0]
+    restoring = None
+    if cfg.restore:
+        restore.check_source(cfg.restore, f"{cfg.prefix}-{first}-data")
+        restoring = restore.restore_node(first, cfg.restore)
     nodes = cluster_args(
         cfg,
         scope,
         images.postgres,
         ipam.apply(lambda c: c.subnet or ""),
         ipam.apply(lambda c: c.gateway or ""),
+        node_env,
+        restoring,
     )
     cluster: PostgresCluster | PatroniCluster
     consensus: Consensus | None = None
@@ -80,6 +97,27 @@ def deploy(cfg: StackConfig) -> None:
         )
     else:
         cluster = PostgresCluster("postgres", nodes)
+    repo = (
+        BackupRepository(
+            "backup",
+            BackupRepositoryArgs(
+                scope=scope,
+                image=images.postgres,
+                nodes=cfg.nodes,
+                ca=ca,
+                passphrase=cfg.secrets.backup,
+                settings=cfg.backup,
+                # Its stanza and first backup need the primary the cluster's role names. A
+                # restoring cluster needs the repository up while it restores instead: its
+                # first promotion archives, and Patroni's restart after a custom bootstrap
+                # waits for the archiver (the repository waits for a primary by itself).
+                after=[] if cfg.restore else [cluster.role],
+                wait_timeout=RESTORE_WAIT_S + 600 if cfg.restore else 600,
+            ),
+        )
+        if ca
+        else None
+    )
 
     proxy = Proxy(
         "haproxy",
@@ -172,7 +210,36 @@ def deploy(cfg: StackConfig) -> None:
                 cache.containers if isinstance(cache, SentinelCache) else {"redis": cache.container}
             ),
             **api.containers,
+            **({"backup": repo.container} if repo else {}),
         },
     )
     pulumi.export(out.NETWORK, network.name)
-    pulumi.export(out.VOLUMES, {**cluster.volumes, **(consensus.volumes if consensus else {})})
+    pulumi.export(
+        out.VOLUMES,
+        {
+            **cluster.volumes,
+            **(consensus.volumes if consensus else {}),
+            **({"backup": repo.volume} if repo else {}),
+        },
+    )
+    if cfg.restore:
+        ended = restore.RestoreResult(
+            "restore-result",
+            cluster.containers[first],
+            cluster.ids[first],
+            pulumi.ResourceOptions(depends_on=[cluster.role]),
+        )
+        pulumi.export(out.RESTORED_FROM, cfg.restore.source)
+        pulumi.export(out.RESTORE_TARGET, cfg.restore.target)
+        pulumi.export(out.RESTORE_TIMELINE, ended.timeline)
+        pulumi.export(out.RESTORE_LSN, ended.lsn)
+    if repo:
+        pulumi.export(
+            out.BACKUP,
+            {
+                "container": repo.container,
+                "volume": repo.volume,
+                "stanza": STANZA,
+                "retained": cfg.backup.retain,
+            },
+        )

@@ -7,12 +7,15 @@ since those differ by mode.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
 
 from infra import outputs as out
 from infra.config import StackConfig
 from infra.containers import Scope
 from infra.postgres import PostgresClusterArgs
+from infra.restore import RestoreNode
 
 
 def cluster_args(
@@ -21,6 +24,8 @@ def cluster_args(
     image: pulumi.Input[str],
     network_cidr: pulumi.Input[str],
     network_gateway: pulumi.Input[str],
+    node_env: Mapping[str, Mapping[str, pulumi.Input[str]]] | None = None,
+    restore: RestoreNode | None = None,
 ) -> PostgresClusterArgs:
     """The nodes' args; both failover modes run the same nodes from the same secrets."""
     return PostgresClusterArgs(
@@ -34,6 +39,8 @@ def cluster_args(
         app_password=cfg.secrets.postgres,
         replication_password=cfg.secrets.replication,
         retain_data=cfg.retain_data,
+        node_env=node_env or {},
+        restore=restore,
     )
 
 

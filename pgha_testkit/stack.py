@@ -214,6 +214,8 @@ def throwaway_config(base_port: int, nodes: Sequence[str]) -> dict[str, auto.Con
         for i, key in enumerate(PORT_KEYS)
     }
     config[f"{NAMESPACE}:nodes"] = auto.ConfigValue(value=json.dumps(list(nodes)))
+    # A throwaway stack's backup repository goes with it, so destroy leaves nothing.
+    config[f"{NAMESPACE}:backupRetain"] = auto.ConfigValue(value="false")
     for key in SECRET_KEYS:
         config[f"{NAMESPACE}:{key}"] = auto.ConfigValue(
             value=secrets.token_urlsafe(18), secret=True

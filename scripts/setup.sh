@@ -8,8 +8,9 @@
 #   3. the project venv with pinned deps, and the API image's wheelhouse
 #   4. PostgreSQL, Redis and wrk on the host for the tests and the bench
 #   5. the Pulumi CLI and Python language host (built from the Go module proxy)
-#   6. the official docker resource plugin (downloaded, or built from the
-#      vendored public sources: scripts/ensure-docker-plugin.sh)
+#   6. the official docker and tls resource plugins (downloaded, or built from
+#      the vendored public sources: scripts/ensure-docker-plugin.sh,
+#      scripts/ensure-tls-plugin.sh)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -63,19 +64,23 @@ step "pulumi toolchain (.tools/bin)"
 if ! command -v jq >/dev/null 2>&1 || ! command -v go >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq jq golang-go >/dev/null
 fi
-# Where Pulumi's release site is unreachable, the docker plugin will be built
-# from sources anyway: start that build now, beside the CLI's, so two cold
-# builds of about 6 minutes each overlap. A warm cache makes it a no-op.
-prebuild=
+# Where Pulumi's release site is unreachable, the plugins will be built from
+# sources anyway: start those builds now, beside the CLI's, so the cold builds
+# (about 6, 6 and 13 minutes) overlap. A warm cache makes them no-ops.
+prebuild=()
 if ! curl -fsS -m 5 -o /dev/null https://get.pulumi.com 2>/dev/null; then
   "$ROOT/scripts/ensure-docker-plugin.sh" --build-only &
-  prebuild=$!
+  prebuild+=($!)
+  "$ROOT/scripts/ensure-tls-plugin.sh" --build-only &
+  prebuild+=($!)
 fi
 "$ROOT/scripts/build-pulumi.sh"
-[ -z "$prebuild" ] || wait "$prebuild"
+for pid in "${prebuild[@]}"; do wait "$pid"; done
 
 # shellcheck source=env.sh
 . "$ROOT/scripts/env.sh"
 step "pulumi docker provider plugin"
 "$ROOT/scripts/ensure-docker-plugin.sh"
+step "pulumi tls provider plugin"
+"$ROOT/scripts/ensure-tls-plugin.sh"
 step "ready: $(pulumi version) with $(python --version)"

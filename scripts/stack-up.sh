@@ -6,7 +6,7 @@
 set -euo pipefail
 STACK=${1:-${STACK:-dev}}
 pulumi stack select --create "$STACK" >/dev/null
-for key in postgresPassword replicationPassword redisPassword haproxyStatsPassword; do
+for key in postgresPassword replicationPassword redisPassword haproxyStatsPassword backupPassphrase; do
   if ! pulumi config get "pgha:$key" --stack "$STACK" >/dev/null 2>&1; then
     # 32 URL-safe characters: no quoting issues in DSNs or HAProxy's config.
     python3 -c 'import secrets; print(secrets.token_urlsafe(24))' \

@@ -160,3 +160,111 @@ ensure_slots() {
                                     where slot_name = '$(slot_name "$peer")')" >/dev/null
   done
 }
+
+# --- pgBackRest (pgha:backup) -----------------------------------------------------------
+# The config infra/backup_cfg.py rendered (PGHA_PGBACKREST_CFG), the cipher passphrase
+# (PGHA_BACKUP_PASSPHRASE) and this container's PEMs from the stack CA (PGHA_TLS_CA,
+# PGHA_TLS_CERT, PGHA_TLS_KEY) arrive as env, since Docker cannot upload files into a
+# container with a read-only root filesystem; they are written to the /run/pgbackrest
+# tmpfs, readable by postgres only, and never reach a volume. The passphrase goes into the
+# file, not into pgBackRest's own PGBACKREST_* env, which would override every config
+# file: a restore reads the source stack's repository with that stack's passphrase.
+PGBACKREST_RUN=/run/pgbackrest
+PGBACKREST_CONF=$PGBACKREST_RUN/pgbackrest.conf
+
+backup_enabled() { [ -n "${PGHA_PGBACKREST_CFG:-}" ]; }
+
+# with_passphrase PASSPHRASE CONFIG: CONFIG with `repo1-cipher-pass` under [global]
+# (builtins only: the passphrase never becomes a process argument).
+with_passphrase() {
+  local line
+  while IFS= read -r line; do
+    printf '%s\n' "$line"
+    if [ "$line" = "[global]" ]; then printf 'repo1-cipher-pass=%s\n' "$1"; fi
+  done <<<"$2"
+}
+
+write_pgbackrest_files() {
+  ( umask 077
+    with_passphrase "${PGHA_BACKUP_PASSPHRASE:?PGHA_BACKUP_PASSPHRASE is required with pgha:backup}" \
+      "$PGHA_PGBACKREST_CFG" >"$PGBACKREST_CONF.tmp"
+    printf '%s\n' "${PGHA_TLS_CA:?PGHA_TLS_CA is required with pgha:backup}" >"$PGBACKREST_RUN/ca.crt"
+    printf '%s\n' "${PGHA_TLS_CERT:?PGHA_TLS_CERT is required with pgha:backup}" >"$PGBACKREST_RUN/tls.crt"
+    printf '%s\n' "${PGHA_TLS_KEY:?PGHA_TLS_KEY is required with pgha:backup}" >"$PGBACKREST_RUN/tls.key"
+    mv -f "$PGBACKREST_CONF.tmp" "$PGBACKREST_CONF" )
+}
+
+# pgBackRest's TLS server: the repository container reaches this node through it to run
+# backups (and the nodes reach the repository through the repository's). It restarts if
+# it dies, so one crash does not stop backups until the container is replaced.
+start_pgbackrest_server() {
+  ( while true; do
+      pgbackrest --config="$PGBACKREST_CONF" server || true
+      sleep 1
+    done ) &
+}
+
+
+# --- Restore (pgha:restoreFrom) ---------------------------------------------------------
+# The bootstrap node of a restored stack fills its empty data directory from the source
+# stack's repository (mounted read-only) instead of running initdb. RESTORING marks a
+# restore that has not finished: the health check fails while it exists, so nothing
+# (ClusterRole's promote, replicas' clones) touches the node before recovery reached its
+# target, and a restore killed half-way is started over rather than taken for a cluster.
+RESTORING=$PGHA_DATA_ROOT/pgha.restoring
+RESTORED=$PGHA_DATA_ROOT/pgha.restored
+RESTORE_CONF=$PGBACKREST_RUN/restore.conf
+
+# The source repository's config, at every start of a restoring node: the tmpfs is empty
+# after a restart, and a recovery that resumes fetches WAL with it.
+write_restore_conf() {
+  ( umask 077
+    with_passphrase "${PGHA_RESTORE_PASSPHRASE:?PGHA_RESTORE_PASSPHRASE is required}" \
+      "${PGHA_RESTORE_CFG:?PGHA_RESTORE_CFG is required}" >"$RESTORE_CONF" )
+}
+
+restore_primary() {
+  local target=${PGHA_RESTORE_TARGET:?PGHA_RESTORE_TARGET is required}
+  echo "$target" >"$RESTORING"
+  rm -rf "$PGDATA"
+  mkdir -m 0700 -p "$PGDATA"
+  local opts=(--type=default)
+  if [ "$target" != latest ]; then
+    opts=(--type=time "--target=$target" --target-action=promote)
+  fi
+  log "restoring from the source repository (target: $target)"
+  # WAL for the recovery comes from the same source repository.
+  pgbackrest --config="$RESTORE_CONF" --stanza=pgha "${opts[@]}" \
+    "--recovery-option=restore_command=pgbackrest --config=$RESTORE_CONF --stanza=pgha archive-get %f \"%p\"" \
+    restore
+  # The files are all in place: from here a restart resumes the recovery.
+  echo files >>"$RESTORING"
+}
+
+# After the restored cluster promoted: this stack's passwords (the restored roles carry
+# the source stack's), no more recovery settings (replicas copy postgresql.auto.conf),
+# and where recovery ended, for the stack's outputs.
+finish_restore() {
+  until [ "$(current_role)" = primary ]; do sleep 1; done
+  local_sql -v app_pw="$PGHA_APP_PASSWORD" -v repl_pw="$PGHA_REPLICATION_PASSWORD" \
+            -v app="$PGHA_APP_USER" <<'SQL'
+ALTER ROLE replicator PASSWORD :'repl_pw';
+ALTER ROLE rewinder PASSWORD :'repl_pw';
+ALTER ROLE :"app" PASSWORD :'app_pw';
+ALTER SYSTEM RESET restore_command;
+ALTER SYSTEM RESET recovery_target_time;
+ALTER SYSTEM RESET recovery_target_action;
+SELECT pg_reload_conf();
+CHECKPOINT;
+SQL
+  local tli history lsn
+  tli=$(local_sql -c "select timeline_id from pg_control_checkpoint()")
+  history=$PGDATA/pg_wal/$(printf '%08X' "$tli").history
+  # The history file's last entry: the previous timeline and the LSN it ended at.
+  lsn=$(awk 'NF { lsn = $2 } END { print lsn }' "$history" 2>/dev/null || true)
+  printf '{"target": "%s", "timeline": %s, "lsn": "%s"}\n' \
+    "$(head -n 1 "$RESTORING")" "$tli" "${lsn:-}" >"$RESTORED.tmp"
+  mv -f "$RESTORED.tmp" "$RESTORED"
+  rm -f "$RESTORING"
+  log "restore finished: timeline $tli, recovery ended at ${lsn:-?}"
+}

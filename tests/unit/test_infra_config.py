@@ -143,3 +143,56 @@ def test_hosts_and_placement_are_read_and_checked_at_load() -> None:
 def test_a_placement_without_hosts_is_refused() -> None:
     with pytest.raises(ValueError, match="needs pgha:hosts"):
         load(placement={"pg-0": "h1"})
+
+
+def test_backup_is_on_by_default_keeps_its_repository_and_two_fulls() -> None:
+    cfg = load()
+    assert cfg.backup.enabled and cfg.backup.retain
+    assert cfg.backup.retention_full == 2
+    assert cfg.restore is None
+
+
+def test_backup_settings_out_of_range_are_refused() -> None:
+    with pytest.raises(ValueError, match="backupRetentionFull"):
+        load(backupRetentionFull="0")
+    with pytest.raises(ValueError, match="backupDiffEveryHours"):
+        load(backupFullEveryHours="6", backupDiffEveryHours="6")
+
+
+@pytest.mark.parametrize(
+    ("raw", "target"),
+    [
+        ("latest", "latest"),
+        ("2026-12-07T14:03:00Z", "2026-12-07 14:03:00.000000+00"),
+        ("2026-12-07T15:03:00.25+01:00", "2026-12-07 14:03:00.250000+00"),
+    ],
+)
+def test_a_restore_target_becomes_a_utc_timestamp(raw: str, target: str) -> None:
+    cfg = load(restoreFrom="dev", restoreTarget=raw, restorePassphrase="p")
+    assert cfg.restore is not None
+    assert (cfg.restore.source, cfg.restore.target) == ("dev", target)
+
+
+@pytest.mark.parametrize(
+    "raw", ["yesterday", "2026-12-07", "2026-12-07T14:03:00", "2026-13-07T14:03:00Z", "1765116180"]
+)
+def test_a_restore_target_that_is_not_rfc3339_is_refused(raw: str) -> None:
+    with pytest.raises(ValueError, match="RFC 3339"):
+        load(restoreFrom="dev", restoreTarget=raw, restorePassphrase="p")
+
+
+def test_a_restore_target_in_the_future_is_refused() -> None:
+    with pytest.raises(ValueError, match="future"):
+        load(restoreFrom="dev", restoreTarget="2999-01-01T00:00:00Z", restorePassphrase="p")
+
+
+def test_restoring_a_stack_into_itself_is_refused() -> None:
+    with pytest.raises(ValueError, match="names this stack itself"):
+        load(restoreFrom="unit", restorePassphrase="p")
+
+
+def test_a_restore_needs_the_source_passphrase_and_a_source() -> None:
+    with pytest.raises(ValueError, match="restorePassphrase"):
+        load(restoreFrom="dev")
+    with pytest.raises(ValueError, match="needs pgha:restoreFrom"):
+        load(restoreTarget="latest")

@@ -1,5 +1,6 @@
 """Patroni config rendering: timings, failsafe, the same roles and pg_hba as manual mode."""
 
+import dataclasses
 import json
 from typing import Any
 
@@ -157,3 +158,26 @@ def test_on_one_host_nodes_are_reached_by_alias_and_the_gateway_is_rejected() ->
     config = rendered()
     assert config["postgresql"]["connect_address"] == "pg-1:5432"
     assert "host all all 172.30.0.1/32 reject" in config["postgresql"]["pg_hba"]
+
+
+def test_archiving_is_a_node_setting_only_with_backup_on() -> None:
+    assert "archive_command" not in rendered()["postgresql"]["parameters"]
+    params = rendered(dataclasses.replace(NODE, archive=True))["postgresql"]["parameters"]
+    assert params["archive_mode"] == "on"
+    assert "archive-push %p" in params["archive_command"]
+
+
+def test_a_restore_bootstraps_through_a_custom_method_with_the_recovery_target() -> None:
+    # Patroni applies recovery settings at bootstrap only from the method's recovery_conf.
+    boot = rendered(dataclasses.replace(NODE, restore_target="2026-12-07 14:03:00.000000+00"))[
+        "bootstrap"
+    ]
+    assert boot["method"] == "pgbackrest"
+    method = boot["pgbackrest"]
+    assert method["recovery_conf"]["recovery_target_time"] == "2026-12-07 14:03:00.000000+00"
+    assert method["recovery_conf"]["recovery_target_action"] == "promote"
+    assert "archive-get" in method["recovery_conf"]["restore_command"]
+    assert method["no_params"] is True
+    latest = rendered(dataclasses.replace(NODE, restore_target="latest"))["bootstrap"]
+    assert "recovery_target_time" not in latest["pgbackrest"]["recovery_conf"]
+    assert "method" not in rendered()["bootstrap"]

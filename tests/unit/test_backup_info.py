@@ -1,0 +1,67 @@
+"""images/postgres/backup_info.py: ages, status and recovery window from `pgbackrest info`."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load() -> ModuleType:
+    path = ROOT / "images" / "postgres" / "backup_info.py"
+    spec = importlib.util.spec_from_file_location("backup_info", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def backup(label: str, kind: str, start: int, stop: int) -> dict[str, Any]:
+    return {"label": label, "type": kind, "timestamp": {"start": start, "stop": stop}}
+
+
+INFO = [
+    {
+        "name": "pgha",
+        "status": {"code": 0, "message": "ok"},
+        "backup": [
+            backup("F1", "full", 1000, 1010),
+            backup("D1", "diff", 2000, 2005),
+        ],
+        "archive": [
+            {"id": "15-1", "min": "000000010000000000000001", "max": "000000010000000000000009"}
+        ],
+    }
+]
+
+
+def test_ages_count_from_the_end_of_the_newest_full_and_the_newest_backup() -> None:
+    assert load().ages(INFO, now=3005) == (1995, 1000)
+
+
+def test_a_repository_without_backups_has_no_ages_and_no_window() -> None:
+    empty = [{"name": "pgha", "status": {"message": "no valid backups"}, "backup": []}]
+    info = load()
+    assert info.ages(empty, now=1) == (None, None)
+    assert "none (no backup yet)" in info.window(empty, now=1)
+
+
+def test_status_names_the_last_backup_and_the_archived_range() -> None:
+    status = load().status(INFO, now=2105)
+    assert status["backups"] == 2
+    assert status["last_backup"] == {"label": "D1", "type": "diff", "age_s": 100}
+    assert status["recovery_from"] == 1010
+    assert (status["wal_min"], status["wal_max"]) == (
+        "000000010000000000000001",
+        "000000010000000000000009",
+    )
+
+
+def test_the_listing_names_the_last_backup_its_age_and_the_window() -> None:
+    text = load().window(INFO, now=2105)
+    assert "last backup: D1 (diff), finished 100 s ago" in text
+    assert "archived WAL: 000000010000000000000001 .. 000000010000000000000009" in text
+    assert "recovery window: 1970-01-01T00:16:50+00:00 .. now" in text
