@@ -68,26 +68,28 @@ def versions_read(client: httpx.Client, product_id: int, seconds: float) -> list
     return seen
 
 
+def cached_then_put_through(client: httpx.Client, writer: ApiProcess) -> int:
+    """A product cached at version 1, then PUT to version 2 through `writer`."""
+    pid = int(make_product(client)["id"])
+    cached_at(client, pid, 1)
+    with httpx.Client(base_url=writer.url, timeout=10) as other:
+        put = other.put(f"/products/{pid}", json={"name": "v2", "price": 1, "stock": 1})
+    assert put.status_code == 200, put.text
+    assert put.json()["version"] == 2
+    return pid
+
+
 def test_write_through_an_instance_cut_off_from_redis_is_not_read_stale_elsewhere(
     client: httpx.Client, cut_off: ApiProcess
 ) -> None:
-    pid = make_product(client)["id"]
-    cached_at(client, pid, 1)
-    with httpx.Client(base_url=cut_off.url, timeout=10) as other:
-        put = other.put(f"/products/{pid}", json={"name": "v2", "price": 1, "stock": 1})
-        assert put.status_code == 200, put.text
-        assert put.json()["version"] == 2
+    pid = cached_then_put_through(client, cut_off)
     assert min(versions_read(client, pid, WATCH_SECONDS)) == 2
 
 
 def test_an_instance_killed_after_acknowledging_loses_no_fence(
     client: httpx.Client, cut_off: ApiProcess
 ) -> None:
-    pid = make_product(client)["id"]
-    cached_at(client, pid, 1)
-    with httpx.Client(base_url=cut_off.url, timeout=10) as other:
-        put = other.put(f"/products/{pid}", json={"name": "v2", "price": 1, "stock": 1})
-    assert put.status_code == 200, put.text
+    pid = cached_then_put_through(client, cut_off)
     assert cut_off.proc is not None
     cut_off.proc.kill()
     cut_off.proc.wait()
