@@ -56,8 +56,11 @@ class Catalog:
     # ------------------------------------------------------------------ reads
 
     async def _read_replica(
-        self, product_id: int, barrier: str | None = None
+        self, product_id: int, barrier: str | None = None, *, fresh: bool = False
     ) -> tuple[ProductRow | None, Source]:
+        """The replica's row; with `barrier`, only if that replica has replayed the WAL up
+        to it (the last cache failover's barrier, or with `fresh` the primary's position
+        read for this request), else the primary's."""
         try:
             if barrier is None:
                 return await self.db.read_product(self.db.read, product_id)
@@ -66,8 +69,13 @@ class Catalog:
             )
             if replayed:
                 return row, source
-            # This replica has not replayed every write acknowledged before the last cache
-            # failover, whose fences may be lost: only the primary can answer for sure.
+            # This replica has not replayed every write acknowledged before the barrier,
+            # whose fences may be lost or out of reach: only the primary can answer for sure.
+            if fresh:
+                self.metrics.fresh_redirects.inc()
+                return await self._read_primary(
+                    product_id, "replica is behind and the primary is down"
+                )
             self.metrics.barrier_redirects.inc()
             return await self._read_primary(
                 product_id, "replica is behind the last cache failover and the primary is down"
@@ -113,17 +121,7 @@ class Catalog:
             # No write can be acknowledged without the primary: the replica is as fresh as
             # anything that can be read, checked against the fences this process knows.
             return await self._read_replica(product_id, barrier)
-        try:
-            row, source, replayed = await self.db.read_product_after(self.db.read, product_id, lsn)
-        except DatabaseUnavailable as exc:
-            self.metrics.backend_errors.labels("replica").inc()
-            if not self.fallback_to_primary:
-                raise ReplicaUnavailable(f"read path unavailable: {exc.reason}") from exc
-            return await self._read_primary(product_id, "read path and primary both unavailable")
-        if replayed:
-            return row, source
-        self.metrics.fresh_redirects.inc()
-        return await self._read_primary(product_id, "replica is behind and the primary is down")
+        return await self._read_replica(product_id, lsn, fresh=True)
 
     def hit(self, lookup: Lookup) -> ReadResult:
         """A cache hit's result: no I/O left to do, so the read fast path calls it directly."""

@@ -68,6 +68,9 @@ class Stack:
         if name not in self.apis:
             proc = ApiProcess(name, self.base, self.api_env(**overrides))
             proc.start()
+            # Healthy is not enough: until its first drain of the fence log an instance
+            # serves no hit, and tests expect MISS then HIT from the first request.
+            wait_until(lambda: api_fully_ready(proc), 30, 0.05, f"api {name} ready")
             self.apis[name] = proc
         return self.apis[name]
 
@@ -158,6 +161,7 @@ def api_fully_ready(api: ApiProcess) -> bool:
         redis_state["ok"]
         and not redis_state["breaker_open"]
         and redis_state["pending_invalidations"] == 0
+        and redis_state["lease"]
         and r.json()["checks"]["read"].get("server") == "replica"
     )
 

@@ -33,11 +33,9 @@ from .fence import Fence, merge
 
 log = logging.getLogger("pgha.fencelog")
 
-# How many log entries one drain round places at most: the rest wait for the next round,
-# and the lease is renewed only once the log is empty.
+# How many log entries one read and one pipeline of fence scripts take: a round reads
+# batches until one is short, and only then renews the lease.
 DRAIN_BATCH = 1000
-# Beyond this many entries the bodies are dropped wholesale rather than fenced one by one.
-PURGE_THRESHOLD = 10_000
 # Monotonic clocks on different hosts tick at slightly different rates, and a lease is
 # measured on the reader's clock while the writer waits on its own: wait this much longer.
 CLOCK_MARGIN = 1.05

@@ -71,6 +71,9 @@ async def ready(ctx: ContextDep) -> Response:
     read = _db_state(read_probe, True, "")
     redis_state["breaker_open"] = cache.breaker.is_open()
     redis_state["pending_invalidations"] = cache.pending
+    # Hits are served only under the lease (app/cache/fencelog.py): false right after start,
+    # and while the fence log cannot be drained.
+    redis_state["lease"] = cache.lease.valid_since() is not None
 
     reads_servable = read["ok"] or (ctx.catalog.fallback_to_primary and write_probe.ok)
     if not read["ok"] and reads_servable:
