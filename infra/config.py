@@ -25,6 +25,10 @@ SECRET_KEYS = {
     # pgBackRest's repository cipher passphrase (pgha:backup): infra/backup.py.
     "backup": "backupPassphrase",
 }
+# Passwords are written unquoted into HAProxy's and Redis's config files, libpq passfiles
+# and pgBackRest's config, and percent-encoded into URLs: these characters are safe in
+# every one of them (no whitespace, quotes, `#`, `$`, `:` or backslash).
+SECRET_VALUE = re.compile(r"^[A-Za-z0-9._~!@%^&*()+=,;?/\[\]{}|<>-]{8,128}$")
 NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$")
 READ_FALLBACKS = ("none", "primary")
@@ -266,7 +270,7 @@ def load() -> StackConfig:
         retain_data=cfg.get_bool("retainData") or False,
         api_workers=cfg.get_int("apiWorkers") or 1,
         api_replicas=api_replicas,
-        secrets=Secrets(**{field: cfg.require_secret(key) for field, key in SECRET_KEYS.items()}),
+        secrets=Secrets(**{field: _secret(cfg, key) for field, key in SECRET_KEYS.items()}),
         cache_mode=cache_mode,
         sentinel_timings=timings,
         cache_failover_guard=cfg.get_bool("cacheFailoverGuard") is not False,
@@ -274,6 +278,26 @@ def load() -> StackConfig:
         backup=backup,
         restore=restore,
     )
+
+
+def check_secret(key: str, value: str) -> None:
+    """Refuses a password that some file it is written into would misread (never shows it)."""
+    if not SECRET_VALUE.match(value):
+        raise ValueError(
+            f"pgha:{key} must be 8 to 128 characters of A-Z a-z 0-9 and ._~!@%^&*()+=,;?/[]{{}}|<>- "
+            "(it is written unquoted into HAProxy, Redis and libpq files); "
+            "`make up` generates one"
+        )
+
+
+def _secret(cfg: pulumi.Config, key: str) -> pulumi.Output[str]:
+    # The plain value is read once, only to check it; what components get stays an Output
+    # from require_secret, so it is secret in the state and the logs.
+    value = cfg.require_secret(key)
+    plain = pulumi.runtime.get_config(f"{cfg.name}:{key}")
+    if isinstance(plain, str):
+        check_secret(key, plain)
+    return value
 
 
 def _backup(cfg: pulumi.Config, multihost: bool) -> BackupConfig:
