@@ -7,11 +7,13 @@ so each key, its default and its validation are documented here and in the READM
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pulumi
 
+from infra.containers import DEFAULT_LIMITS, Limits, LogRotation, Scope
 from infra.placement import MultiHost, ServicePorts, parse
 from infra.sentinel_cfg import SentinelTimings
 
@@ -177,10 +179,17 @@ class StackConfig:
     multihost: MultiHost | None = None
     backup: BackupConfig = BackupConfig(enabled=False)
     restore: RestoreConfig | None = None
+    # pgha:memoryLimitsMb over infra/containers.py's defaults, and pgha:logMaxSizeMb/Files.
+    limits: Mapping[str, Limits] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    logs: LogRotation = LogRotation()
 
     @property
     def replicas(self) -> list[str]:
         return [n for n in self.nodes if n != self.primary]
+
+    def scope(self, network: pulumi.Input[str], labels: Mapping[str, str]) -> Scope:
+        """Where a component's containers go, with this stack's limits and log rotation."""
+        return Scope(self.prefix, network, labels, self.limits, self.logs)
 
 
 def load() -> StackConfig:
@@ -277,14 +286,44 @@ def load() -> StackConfig:
         multihost=multihost,
         backup=backup,
         restore=restore,
+        limits=_limits(cfg),
+        logs=_logs(cfg),
     )
+
+
+def _limits(cfg: pulumi.Config) -> dict[str, Limits]:
+    raw = cfg.get_object("memoryLimitsMb") or {}
+    if not isinstance(raw, dict):
+        raise ValueError("pgha:memoryLimitsMb must be an object of role -> MiB")
+    limits = dict(DEFAULT_LIMITS)
+    for role, mb in raw.items():
+        if role not in DEFAULT_LIMITS:
+            raise ValueError(
+                f"pgha:memoryLimitsMb names an unknown role {role!r}; roles: "
+                + ", ".join(sorted(DEFAULT_LIMITS))
+            )
+        if not isinstance(mb, int) or isinstance(mb, bool) or not 64 <= mb <= 262144:
+            raise ValueError(
+                f"pgha:memoryLimitsMb.{role} must be a whole number of MiB, 64 or more"
+            )
+        limits[role] = Limits(mb, DEFAULT_LIMITS[role].processes)
+    return limits
+
+
+def _logs(cfg: pulumi.Config) -> LogRotation:
+    size = cfg.get_int("logMaxSizeMb") or LogRotation.max_size_mb
+    files = cfg.get_int("logMaxFiles") or LogRotation.max_files
+    if not 1 <= size <= 1024 or not 1 <= files <= 100:
+        raise ValueError("pgha:logMaxSizeMb must be 1 to 1024 and pgha:logMaxFiles 1 to 100")
+    return LogRotation(size, files)
 
 
 def check_secret(key: str, value: str) -> None:
     """Refuses a password that some file it is written into would misread (never shows it)."""
     if not SECRET_VALUE.match(value):
         raise ValueError(
-            f"pgha:{key} must be 8 to 128 characters of A-Z a-z 0-9 and ._~!@%^&*()+=,;?/[]{{}}|<>- "
+            f"pgha:{key} must be 8 to 128 characters of A-Z a-z 0-9 and "
+            "._~!@%^&*()+=,;?/[]{}|<>- "
             "(it is written unquoted into HAProxy, Redis and libpq files); "
             "`make up` generates one"
         )

@@ -15,7 +15,6 @@ from infra.backup_cfg import STANZA
 from infra.cache import Cache, CacheArgs
 from infra.config import StackConfig
 from infra.consensus import Consensus, ConsensusArgs
-from infra.containers import Scope
 from infra.haproxy_cfg import MANUAL_CHECKS, PATRONI_CHECKS, READ_PORT, WRITE_PORT, ProxyTopology
 from infra.images import Images, ImagesArgs
 from infra.patroni import PatroniCluster, PatroniClusterArgs
@@ -41,7 +40,7 @@ def deploy(cfg: StackConfig) -> None:
     )
     # Docker picks the subnet; pg_hba admits it and rejects its gateway (the host).
     ipam = network.ipam_configs.apply(lambda c: c[0])
-    scope = Scope(prefix=cfg.prefix, network=network.name, labels=labels)
+    scope = cfg.scope(network.name, labels)
     patroni = cfg.failover_mode == "patroni"
     sentinel = cfg.cache_mode == "sentinel"
     images = Images(

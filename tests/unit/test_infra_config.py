@@ -224,3 +224,28 @@ def test_a_password_with_url_delimiters_is_percent_encoded_in_the_connection_url
         outputs.postgres_dsn(password, "haproxy:5000"),
         outputs.redis_url("pgha-api", password, "redis:6379"),
     ).apply(check)
+
+
+def test_every_role_has_a_memory_ceiling_and_a_change_replaces_only_that_role() -> None:
+    from infra.containers import DEFAULT_LIMITS
+
+    cfg = load(memoryLimitsMb={"postgres": 4096})
+    assert cfg.limits["postgres"].memory_mb == 4096
+    assert {r: v for r, v in cfg.limits.items() if r != "postgres"} == {
+        r: v for r, v in DEFAULT_LIMITS.items() if r != "postgres"
+    }
+    assert cfg.logs.max_size_mb == 10 and cfg.logs.max_files == 3
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"memoryLimitsMb": {"postgress": 1024}}, "unknown role 'postgress'"),
+        ({"memoryLimitsMb": {"api": 8}}, "memoryLimitsMb.api"),
+        ({"memoryLimitsMb": [1]}, "must be an object"),
+        ({"logMaxFiles": 1000}, "logMaxFiles"),
+    ],
+)
+def test_bad_limits_are_refused_with_the_key_named(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load(**values)
