@@ -306,7 +306,7 @@ def _limits(cfg: pulumi.Config) -> dict[str, Limits]:
             raise ValueError(
                 f"pgha:memoryLimitsMb.{role} must be a whole number of MiB, 64 or more"
             )
-        limits[role] = Limits(mb, DEFAULT_LIMITS[role].processes)
+        limits[role] = Limits(mb)
     return limits
 
 

@@ -4,7 +4,7 @@ Each container is hardened the same way: every capability dropped (the
 servers run as non-root users and bind unprivileged ports, so they need none),
 `no-new-privileges`, a read-only root filesystem with tmpfs where the server
 writes, an init process, the stack's labels, one network with role aliases,
-ports published only on the given address, a memory and process ceiling per role, and
+ports published only on the given address, a memory ceiling per role, and
 rotated logs. Creation waits for the image's HEALTHCHECK to pass, so dependants start
 only once this container can serve.
 """
@@ -28,28 +28,32 @@ class Port:
 
 @dataclass(frozen=True)
 class Limits:
-    """A container's ceiling: memory in MiB (no swap beyond it) and processes."""
+    """A container's memory ceiling in MiB, with no swap beyond it.
+
+    No process ceiling: the provider has no --pids-limit, and RLIMIT_NPROC is not one (it
+    counts every process of the user id on the whole host, and the images' system users
+    share uid 100, so a ceiling per container broke Redis's start beside other stacks).
+    """
 
     memory_mb: int
-    processes: int
 
 
 # Each role's ceiling: its measured peak on the test stacks with room to spare, so a leak
 # or a runaway query kills one container instead of the host (pgha:memoryLimitsMb).
 DEFAULT_LIMITS = {
     # shared_buffers 128MB, work_mem per sort, Patroni, pgBackRest's archive-push workers.
-    "postgres": Limits(2048, 1024),
-    "api": Limits(512, 256),
-    "haproxy": Limits(256, 256),
+    "postgres": Limits(2048),
+    "api": Limits(512),
+    "haproxy": Limits(256),
     # maxmemory 256mb of cache, plus a replica's full sync buffer.
-    "redis": Limits(512, 128),
-    "sentinel": Limits(128, 128),
-    "etcd": Limits(512, 256),
+    "redis": Limits(512),
+    "sentinel": Limits(128),
+    "etcd": Limits(512),
     # pgBackRest's backup and restore processes, compressing in parallel.
-    "backup": Limits(1024, 256),
+    "backup": Limits(1024),
 }
 # A role without its own entry (a new component) still gets a ceiling.
-FALLBACK_LIMITS = Limits(512, 256)
+FALLBACK_LIMITS = Limits(512)
 
 
 @dataclass(frozen=True)
@@ -172,10 +176,6 @@ def container_args(spec: ContainerSpec) -> docker.ContainerArgs:
         security_opts=["no-new-privileges"],
         memory=limits.memory_mb,
         memory_swap=limits.memory_mb,
-        # The provider has no --pids-limit; RLIMIT_NPROC bounds a fork storm all the same.
-        ulimits=[
-            docker.ContainerUlimitArgs(name="nproc", soft=limits.processes, hard=limits.processes)
-        ],
         log_driver="json-file",
         log_opts={"max-size": f"{logs.max_size_mb}m", "max-file": str(logs.max_files)},
         init=True,
