@@ -136,14 +136,14 @@ chaos: setup
 # default timings for comparison, switchovers, the kill/stop/pause/partition matrix), on
 # a throwaway 3-node stack it deploys and destroys itself: about 15 minutes.
 chaos-patroni: setup
-	$(ENV) python -m bench.patroni_chaos $(ARGS)
+	$(ENV) python -m bench.chaos.patroni $(ARGS)
 
 # cacheMode sentinel broken on purpose (kill, stop, pause of the Redis primary, the replica
 # and one Sentinel; two Sentinels down, alone and with the primary; the primary kill 5
 # times for the median) under a stale-read history, on a throwaway stack it deploys and
 # destroys itself (ARGS="--stack NAME" uses a deployed sentinel stack): about 15 minutes.
 chaos-sentinel: setup
-	$(ENV) python -m bench.sentinel_chaos $(ARGS)
+	$(ENV) python -m bench.chaos.sentinel $(ARGS)
 
 # Redis primary kills with no other load, one GET every 100 ms: kill to first HIT, 5 runs.
 sentinel-failover: setup
