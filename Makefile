@@ -127,7 +127,7 @@ docs-figures:
 # Measurements against a deployed stack (default: dev; `make up` first).
 # Reports land in bench/results/; figures are never test assertions.
 bench: setup
-	$(ENV) python -m bench.run --stack $(STACK)
+	$(ENV) python -m bench.perf.run --stack $(STACK)
 
 chaos: setup
 	$(ENV) python -m bench.chaos --stack $(STACK)

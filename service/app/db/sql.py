@@ -2,7 +2,7 @@
 upgrades, the fence log, and the product reads and writes (app/db/database.py runs them).
 
 Apart from the pools so that a statement can be read, and compared with the bench's
-anchors (bench/dbapp.py), without the connection handling around it.
+anchors (bench/perf/dbapp.py), without the connection handling around it.
 """
 
 # Arbitrary constant shared by every API instance: serialises concurrent schema creation.

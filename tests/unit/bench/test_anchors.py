@@ -9,8 +9,8 @@ from pydantic import SecretStr
 
 from app.config import Settings
 from app.db import sql as api_sql
-from bench import dbapp
-from bench.anchors import direct_dsn
+from bench.perf import dbapp
+from bench.perf.anchors import direct_dsn
 
 
 def test_the_anchor_runs_the_apis_statements() -> None:
