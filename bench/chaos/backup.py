@@ -11,6 +11,7 @@ empty with the forced segment archived: PostgreSQL's archiver retries on its own
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from docker import DockerClient
@@ -44,3 +45,35 @@ def caught_up(primary: str, client: DockerClient, segment: str) -> bool:
     now = state(primary, client)
     # Names of one timeline sort in WAL order: 24 hex digits, fixed width.
     return bool(now["ready"] == 0 and now["last_archived_wal"][-16:] >= segment[-16:])
+
+
+@dataclass
+class Archive:
+    """The primary's archiving over one backup cell, as the runner drives it."""
+
+    primary: str
+    client: DockerClient
+    before: dict[str, Any] = field(default_factory=dict)
+    segment: str = ""
+    ready_at_lift: int | None = None
+
+    def start(self) -> None:
+        self.before = state(self.primary, self.client)
+
+    def queue(self) -> None:
+        self.segment = queue_segment(self.primary, self.client)
+
+    def lifted(self) -> None:
+        self.ready_at_lift = state(self.primary, self.client)["ready"]
+
+    def caught_up(self) -> bool:
+        return caught_up(self.primary, self.client, self.segment)
+
+    def figures(self) -> dict[str, Any]:
+        after = state(self.primary, self.client)
+        return {
+            "wal_segment": self.segment,
+            "wal_ready_at_lift": self.ready_at_lift,
+            "archive_failures": after["failed_count"] - self.before.get("failed_count", 0),
+            "last_archived_wal": after["last_archived_wal"],
+        }

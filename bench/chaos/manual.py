@@ -39,17 +39,8 @@ import httpx
 from docker import DockerClient
 
 from bench.chaos import backup, faults
-from bench.chaos.runner import (
-    Campaign,
-    Cell,
-    CellRun,
-    Phases,
-    argv_of,
-    common_args,
-    parse_cells,
-    phases,
-    run_campaign,
-)
+from bench.chaos.cli import common_args, launch, parse_cells, phases
+from bench.chaos.runner import Campaign, Cell, CellRun, Phases
 from bench.chaos.stack import Pulumi, wait_whole
 from bench.common import RESULTS_DIR, log
 from pgha_testkit import ledger
@@ -165,9 +156,7 @@ class Manual(Campaign):
 
     def before_fault(self, run: CellRun) -> None:
         c = self.docker.containers.get(self.stack.container_of(run.cell.target))
-        run.record["started_at"] = c.attrs["State"]["StartedAt"]
-        if run.cell.target == backup.TARGET:
-            run.record["archive_before"] = backup.state(self.stack.primary_container, self.docker)
+        run.own["started_at"] = c.attrs["State"]["StartedAt"]
 
     def inject(self, run: CellRun) -> None:
         cell, container = run.cell, run.containers[0]
@@ -179,20 +168,17 @@ class Manual(Campaign):
             redis = self.stack.container_of("redis")
             with cut_off(self.docker.api, str(container.name), redis):
                 time.sleep(self.phases.hold / 2)
-                run.record["checks_acked_while_cut"] = len(run.history.history.writes)
+                run.own["writes_acked_while_cut"] = len(run.history.history.writes)
                 container.kill()
-                run.record["killed_at"] = time.monotonic()
+                run.own["killed_at"] = time.monotonic()
             return
         faults.inject(container, cell.fault)
-        if cell.target == backup.TARGET:
-            primary = self.stack.primary_container
-            run.record["wal_segment"] = backup.queue_segment(primary, self.docker)
         if cell.fault == FAILOVER:
             # The operator's failover: promote the replica through stack config.
             layout = self.stack
             self.changed.add("primary")
-            run.record["failover_up_s"] = round(self.pulumi.up(primary=layout.replicas[0]), 2)
-            run.record["up_replaced"] = self.pulumi.last_replaced
+            run.own["failover_up_s"] = round(self.pulumi.up(primary=layout.replicas[0]), 2)
+            run.own["up_replaced"] = self.pulumi.last_replaced
             self.stack = replace(
                 layout,
                 primary=layout.replicas[0],
@@ -200,23 +186,15 @@ class Manual(Campaign):
             )
 
     def lift(self, run: CellRun) -> None:
-        if run.cell.target == backup.TARGET and "wal_segment" in run.record:
-            run.record["wal_ready_at_lift"] = backup.state(
-                self.stack.primary_container, self.docker
-            )["ready"]
         for c in run.containers:
             c.reload()
             state = c.attrs["State"]
             # docker kill counts as a manual stop for the restart policy; a crash would not.
-            run.record["auto_restarted"] = state["Status"] == "running" and state[
-                "StartedAt"
-            ] != run.record.get("started_at")
+            restarted = state["StartedAt"] != run.own.get("started_at")
+            run.own["auto_restarted"] = state["Status"] == "running" and restarted
             faults.lift(c)
 
     def path_ok(self, run: CellRun, http: httpx.Client, probe: str) -> bool:
-        if run.cell.target == backup.TARGET:
-            segment = run.record.get("wal_segment", "")
-            return backup.caught_up(self.stack.primary_container, self.docker, segment)
         return self.path_of(run.cell.target, http, probe)
 
     def path_of(self, target: str, http: httpx.Client, probe: str) -> bool:
@@ -236,32 +214,14 @@ class Manual(Campaign):
         except httpx.HTTPError:
             return False
 
-    def recover_timeout(self, cell: Cell) -> float:
-        if cell.target == backup.TARGET:
-            return backup.RECOVER_TIMEOUT_S
-        return super().recover_timeout(cell)
-
-    def quiet_applies(self, cell: Cell) -> bool:
-        return cell.fault in faults.FAULTS
-
     def checks(self, run: CellRun) -> dict[str, Any]:
-        r = run.record
-        out: dict[str, Any] = {"auto_restarted": r.pop("auto_restarted", None)}
-        r.pop("started_at", None)
-        for key in ("failover_up_s", "up_replaced", "wal_ready_at_lift"):
-            if key in r:
-                out[key] = r.pop(key)
-        if "archive_before" in r:
-            before = r.pop("archive_before")
-            after = backup.state(self.stack.primary_container, self.docker)
-            out["archive_failures"] = after["failed_count"] - before["failed_count"]
-            out["wal_segment"] = r.pop("wal_segment")
-            out["last_archived_wal"] = after["last_archived_wal"]
+        own = run.own
+        killed_at = own.pop("killed_at", float("inf"))
+        own.pop("started_at", None)
+        out: dict[str, Any] = {"auto_restarted": None, **own}
         if run.history is not None:
             h = run.history.history
             stale = stale_reads(h.writes, h.reads)
-            killed_at = r.pop("killed_at", float("inf"))
-            out["writes_acked_while_cut"] = r.pop("checks_acked_while_cut", None)
             out["history"] = {
                 "reads": len(h.reads),
                 "writes": len(h.writes),
@@ -366,8 +326,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = argv_of(argv)
-    return run_campaign(Manual(parse_args(args)), args)
+    return launch(argv, lambda args: Manual(parse_args(args)))
 
 
 if __name__ == "__main__":

@@ -26,21 +26,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
-from docker import DockerClient
 
 from bench.chaos import backup, faults
+from bench.chaos.cli import common_args, launch, parse_cells, phases
 from bench.chaos.figures import NodeState, Sample, first_write_after, split_brain_samples
-from bench.chaos.runner import (
-    Campaign,
-    Cell,
-    CellRun,
-    Phases,
-    argv_of,
-    common_args,
-    parse_cells,
-    phases,
-    run_campaign,
-)
+from bench.chaos.runner import Cell, CellRun, OnDeployment, Phases
 from bench.common import log
 from infra import outputs as out
 from infra.patroni_cfg import LOOP_WAIT_S, RETRY_TIMEOUT_S, TTL_S
@@ -105,7 +95,7 @@ class Sampler(threading.Thread):
             self.halt.wait(SAMPLE_EVERY_S)
 
 
-class PatroniCampaign(Campaign):
+class PatroniCampaign(OnDeployment):
     name = "chaos-patroni"
     module = "bench.chaos.patroni"
     check_columns = (
@@ -114,28 +104,17 @@ class PatroniCampaign(Campaign):
         ("leader before", "leader_before"),
         ("leader after", "leader_after"),
         ("WAL queued at lift", "wal_ready_at_lift"),
+        ("archive failures", "archive_failures"),
         ("pulumi up s", "pulumi_up_s"),
     )
 
     def __init__(self, opts: argparse.Namespace) -> None:
-        super().__init__(phases(opts, PHASES, PHASES))
+        super().__init__(phases(opts, PHASES, PHASES), Deployment.throwaway(NODES))
         self.opts = opts
         self.only = parse_cells(opts.cells, KNOWN)
-        self.d = Deployment.throwaway(NODES)
         self.samplers: dict[str, Sampler] = {}
         self.max_hold = MAX_HOLD_S
         self.aliases: dict[str, str] = {}
-
-    @property
-    def api_url(self) -> str:
-        return self.d.api
-
-    @property
-    def docker(self) -> DockerClient:
-        return self.d.docker
-
-    def stack_name(self) -> str:
-        return self.d.stack.name
 
     def setup(self, meta: dict[str, Any]) -> None:
         log(f"deploying {self.d.stack.name} (patroni, synchronous, {len(NODES)} nodes)")
@@ -217,16 +196,14 @@ class PatroniCampaign(Campaign):
 
     def before_fault(self, run: CellRun) -> None:
         leader = patroni.leader(self.d)
-        run.record["checks_"] = {
-            "leader_before": leader,
-            "lag_bytes": int(self.d.sql(leader, LAG_SQL, db="postgres") or 0),
-        }
+        run.own["leader_before"] = leader
+        run.own["lag_bytes"] = int(self.d.sql(leader, LAG_SQL, db="postgres") or 0)
         sampler = Sampler(self.d, time.monotonic())
         sampler.start()
         self.samplers[run.tag] = sampler
 
     def inject(self, run: CellRun) -> None:
-        own = run.record["checks_"]
+        own = run.own
         if run.cell.fault == SWITCHOVER:
             target = [m["name"] for m in patroni.members(self.d) if m.get("role") == "sync_standby"]
             started = time.monotonic()
@@ -236,10 +213,6 @@ class PatroniCampaign(Campaign):
         network = self.network() if run.cell.fault == faults.PARTITION else None
         for c in run.containers:
             faults.inject(c, run.cell.fault, network)
-        if run.cell.target == backup.TARGET:
-            primary = self.d.container_name(own["leader_before"])
-            own["archive_before"] = backup.state(primary, self.docker)
-            own["wal_segment"] = backup.queue_segment(primary, self.docker)
 
     def network(self) -> Any:
         return self.docker.networks.get(self.d.outputs[out.NETWORK])
@@ -258,32 +231,19 @@ class PatroniCampaign(Campaign):
             time.sleep(0.25)
 
     def lift(self, run: CellRun) -> None:
-        own = run.record.get("checks_", {})
-        if run.cell.target == backup.TARGET and "wal_segment" in own:
-            primary = self.d.container_name(own["leader_before"])
-            own["wal_ready_at_lift"] = backup.state(primary, self.docker)["ready"]
         network = self.network() if run.cell.fault == faults.PARTITION else None
         for c in run.containers:
             faults.lift(c, network, self.aliases.get(str(c.name), ""))
 
     def path_ok(self, run: CellRun, http: httpx.Client, probe: str) -> bool:
-        if run.cell.target == backup.TARGET:
-            own = run.record.get("checks_", {})
-            primary = self.d.container_name(patroni.leader(self.d))
-            return backup.caught_up(primary, self.docker, own.get("wal_segment", ""))
         try:
             body = {"name": probe, "price": "1", "stock": 0}
             return http.post("/products", json=body).status_code == 201
         except httpx.HTTPError:
             return False
 
-    def recover_timeout(self, cell: Cell) -> float:
-        if cell.target == backup.TARGET:
-            return backup.RECOVER_TIMEOUT_S
-        return super().recover_timeout(cell)
-
     def checks(self, run: CellRun) -> dict[str, Any]:
-        own: dict[str, Any] = run.record.pop("checks_", {})
+        own = run.own
         sampler = self.samplers.pop(run.tag, None)
         if sampler is not None:
             sampler.halt.set()
@@ -292,11 +252,6 @@ class PatroniCampaign(Campaign):
             own.update(
                 split_brain=bool(brain), split_brain_at_s=brain[:5], samples=len(sampler.samples)
             )
-        if "archive_before" in own:
-            before = own.pop("archive_before")
-            after = backup.state(self.ledger_container(), self.docker)
-            own["archive_failures"] = after["failed_count"] - before["failed_count"]
-            own["last_archived_wal"] = after["last_archived_wal"]
         own["leader_after"] = patroni.leader(self.d)
         return own
 
@@ -326,8 +281,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = argv_of(argv)
-    return run_campaign(PatroniCampaign(parse_args(args)), args)
+    return launch(argv, lambda args: PatroniCampaign(parse_args(args)))
 
 
 if __name__ == "__main__":

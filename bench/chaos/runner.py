@@ -23,10 +23,8 @@ measured. A cell after which the stack is not whole stops the run. Load goes onl
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -38,11 +36,12 @@ import httpx
 from docker import DockerClient
 from docker.models.containers import Container
 
-from bench.chaos import faults
+from bench.chaos import backup, faults
 from bench.chaos.figures import summarize, summary
 from bench.chaos.report import write_report
 from bench.common import RESULTS_DIR, log, run
 from pgha_testkit import ledger
+from pgha_testkit.deployment import Deployment
 from pgha_testkit.env import ROOT
 from pgha_testkit.history import HistoryLoad
 from pgha_testkit.load import Load, LoadSpec
@@ -86,6 +85,10 @@ class CellRun:
     t_fault: float = 0.0
     t_done: float = 0.0
     t_lift: float = 0.0
+    # The campaign's own figures while the cell runs (its `checks` hands them over).
+    own: dict[str, Any] = field(default_factory=dict)
+    # A backup repository cell: the primary's archiving, which recover_s waits for.
+    archive: backup.Archive | None = None
 
 
 class Campaign:
@@ -163,7 +166,8 @@ class Campaign:
         return RECOVER_TIMEOUT_S
 
     def quiet_applies(self, cell: Cell) -> bool:
-        return cell.fault in faults.FAULTS
+        # Not the backup repository: with no load the archiver has nothing new to push.
+        return cell.fault in faults.FAULTS and cell.target != backup.TARGET
 
     def checks(self, run: CellRun) -> dict[str, Any]:
         """The campaign's own figures for the cell, once its load has stopped."""
@@ -180,17 +184,38 @@ class Campaign:
         raise NotImplementedError
 
 
+class OnDeployment(Campaign):
+    """A campaign on a pgha_testkit `Deployment` (a throwaway stack, or one of yours)."""
+
+    def __init__(self, phases: Phases, d: Deployment) -> None:
+        super().__init__(phases)
+        self.d = d
+
+    @property
+    def api_url(self) -> str:
+        return self.d.api
+
+    @property
+    def docker(self) -> DockerClient:
+        return self.d.docker
+
+    def stack_name(self) -> str:
+        return self.d.stack.name
+
+
 def time_to_recover(campaign: Campaign, run: CellRun, probe: str) -> float | None:
     """Seconds from "healthy" to the first success of the path that needs the target, with
     one request at a time; None if it never succeeds within RECOVER_TIMEOUT_S."""
     healthy = [faults.healthy_at(c, RECOVER_POLL_S) for c in run.containers]
     t_healthy = max(healthy) if healthy else time.monotonic()
     load = campaign.load_spec or LoadSpec()
+    archive = run.archive
+    timeout = backup.RECOVER_TIMEOUT_S if archive else campaign.recover_timeout(run.cell)
     with httpx.Client(base_url=campaign.api_url, timeout=load.timeout_s) as http:
         for n in itertools.count():
-            if campaign.path_ok(run, http, f"{probe}-{n}"):
+            if archive.caught_up() if archive else campaign.path_ok(run, http, f"{probe}-{n}"):
                 return round(time.monotonic() - t_healthy, 2)
-            if time.monotonic() - t_healthy > campaign.recover_timeout(run.cell):
+            if time.monotonic() - t_healthy > timeout:
                 return None
             time.sleep(RECOVER_POLL_S)
     raise AssertionError("unreachable")
@@ -251,12 +276,19 @@ def run_cell(campaign: Campaign, cell: Cell, index: int) -> dict[str, Any]:
         names = campaign.resolve(cell)
         record["targets"] = names
         run.containers = [campaign.docker.containers.get(n) for n in names]
+        if cell.target == backup.TARGET:
+            run.archive = backup.Archive(campaign.ledger_container(), campaign.docker)
+            run.archive.start()
         run.t_fault = time.monotonic()
         campaign.inject(run)
         run.t_done = time.monotonic()
         record["inject_s"] = round(run.t_done - run.t_fault, 2)
+        if run.archive is not None:
+            run.archive.queue()  # at least one segment the repository must take once back
         campaign.hold(run)
         record["held_s"] = round(time.monotonic() - run.t_fault, 2)
+        if run.archive is not None:
+            run.archive.lifted()
         run.t_lift = time.monotonic()
         campaign.lift(run)
         lifted = True
@@ -289,7 +321,10 @@ def run_cell(campaign: Campaign, cell: Cell, index: int) -> dict[str, Any]:
         if run.load is not None and "not_whole" not in record
         else None
     )
-    record["checks"] = campaign.checks(run)
+    record["checks"] = {
+        **campaign.checks(run),
+        **(run.archive.figures() if run.archive is not None else {}),
+    }
     campaign.after_cell(run)
     if campaign.quiet and campaign.quiet_applies(cell) and "not_whole" not in record:
         record["recover_s"]["quiet"] = quiet_recovery(campaign, cell, f"{tag}-quiet")
@@ -373,34 +408,3 @@ def run_campaign(campaign: Campaign, argv: Sequence[str]) -> int:
             log(f"report: {stem.with_suffix('.md')} and .json")
     print(stem.with_suffix(".md").read_text())
     return 0
-
-
-def common_args(parser: argparse.ArgumentParser) -> None:
-    """The options every campaign takes."""
-    parser.add_argument("--quick", action="store_true", help="a few cells, shorter phases")
-    parser.add_argument("--cells", help="comma-separated target:fault cells (see --help)")
-    parser.add_argument("--before", type=float, help="seconds of load before the fault")
-    parser.add_argument("--hold", type=float, help="seconds the fault is held")
-    parser.add_argument("--after", type=float, help="seconds of load after the fault is lifted")
-
-
-def phases(opts: argparse.Namespace, normal: Phases, quick: Phases) -> Phases:
-    base = quick if opts.quick else normal
-    return Phases(
-        before=base.before if opts.before is None else opts.before,
-        hold=base.hold if opts.hold is None else opts.hold,
-        after=base.after if opts.after is None else opts.after,
-    )
-
-
-def parse_cells(text: str | None, known: Sequence[str]) -> list[Cell]:
-    """`target:fault,...` checked against the campaign's known cells."""
-    names = [c for c in (text or "").split(",") if c]
-    unknown = [c for c in names if c not in known]
-    if unknown:
-        raise SystemExit(f"unknown cells {unknown}; known: {', '.join(known)}")
-    return [Cell(*c.split(":", 1)) for c in names]
-
-
-def argv_of(argv: Sequence[str] | None) -> list[str]:
-    return list(sys.argv[1:] if argv is None else argv)

@@ -36,22 +36,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
-from docker import DockerClient
 from pulumi import automation as auto
 
 from bench.chaos import faults
+from bench.chaos.cli import common_args, launch, parse_cells, phases
 from bench.chaos.figures import hits_resume_s, server_errors, stall
-from bench.chaos.runner import (
-    Campaign,
-    Cell,
-    CellRun,
-    Phases,
-    argv_of,
-    common_args,
-    parse_cells,
-    phases,
-    run_campaign,
-)
+from bench.chaos.runner import Cell, CellRun, OnDeployment, Phases
 from bench.common import log
 from infra.sentinel_cfg import SentinelTimings
 from pgha_testkit import sentinel
@@ -79,7 +69,7 @@ MAX_HOLD_S = 90.0
 SERIES_KILL = "primary:kill hits_resume_s"
 
 
-class SentinelCampaign(Campaign):
+class SentinelCampaign(OnDeployment):
     name = "sentinel-chaos"
     module = "bench.chaos.sentinel"
     load_spec = None  # the history load below is the cell's only load
@@ -97,22 +87,11 @@ class SentinelCampaign(Campaign):
     )
 
     def __init__(self, opts: argparse.Namespace) -> None:
-        super().__init__(phases(opts, PHASES, PHASES))
+        d, self.owned = deployment_of(opts.stack)
+        super().__init__(phases(opts, PHASES, PHASES), d)
         self.opts = opts
         self.plan = plan(opts)
-        self.d, self.owned = deployment_of(opts.stack)
         self.primary = ""
-
-    @property
-    def api_url(self) -> str:
-        return self.d.api
-
-    @property
-    def docker(self) -> DockerClient:
-        return self.d.docker
-
-    def stack_name(self) -> str:
-        return self.d.stack.name
 
     def setup(self, meta: dict[str, Any]) -> None:
         if self.owned:
@@ -292,8 +271,7 @@ def down_after_ms(d: Deployment) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = argv_of(argv)
-    return run_campaign(SentinelCampaign(parse_args(args)), args)
+    return launch(argv, lambda args: SentinelCampaign(parse_args(args)))
 
 
 if __name__ == "__main__":
