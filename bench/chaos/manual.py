@@ -20,7 +20,8 @@ instance off from Redis alone (a DROP rule in its network namespace) for half th
 kills it, under a history of PUTs and GETs of a few seed products: its checks count the
 stale reads, which must be 0 (issue 21: its writes' fences outlive it).
 
-Results: ``bench/results/chaos-<UTC timestamp>.{md,json}`` plus ``-pulumi.log``. The
+``--throwaway`` deploys a 2-node stack of its own and destroys it after, instead of
+``--stack``. Results: ``bench/results/chaos-<UTC timestamp>.{md,json}`` plus ``-pulumi.log``. The
 products a run writes are deleted after it succeeds (``--keep-rows`` keeps them);
 ``--quick`` runs four cells with shorter phases, ``--cells`` any list of cells.
 """
@@ -44,6 +45,7 @@ from bench.chaos.runner import Campaign, Cell, CellRun, Phases
 from bench.chaos.stack import Pulumi, wait_whole
 from bench.common import RESULTS_DIR, log
 from pgha_testkit import ledger
+from pgha_testkit.deployment import Deployment
 from pgha_testkit.history import HistoryLoad, stale_reads
 from pgha_testkit.instance import cut_off
 from pgha_testkit.nodes import docker_client
@@ -61,6 +63,7 @@ KNOWN = (
 )
 QUICK_CELLS = ("redis:kill", "replica:stop", "primary:pause", "api:kill")
 SEED_PRODUCTS = 20
+THROWAWAY_NODES = ("pg-0", "pg-1")
 NORMAL = Phases(before=6.0, hold=6.0, after=10.0)
 QUICK = Phases(before=3.0, hold=4.0, after=6.0)
 
@@ -96,13 +99,22 @@ class Manual(Campaign):
     def __init__(self, opts: argparse.Namespace) -> None:
         super().__init__(phases(opts, NORMAL, QUICK))
         self.opts = opts
-        self.stack = self.original = load_stack(opts.stack)
-        self.pulumi = Pulumi(self.stack.stack, RESULTS_DIR / f"chaos-{self.run_id}-pulumi.log")
+        # --throwaway: a stack of its own, deployed by setup and destroyed by teardown.
+        self.d = Deployment.throwaway(THROWAWAY_NODES) if opts.throwaway else None
+        self.stack: Outputs
+        self.original: Outputs
+        self.pulumi: Pulumi
+        if self.d is None:
+            self.use(load_stack(opts.stack))  # a stack that is not there fails before all
         self.quiet = not opts.no_quiet
         # Config keys this run has set, so they are restored even after a failed `pulumi up`.
         self.changed: set[str] = set()
         self.matrix, self.flipped = plan(opts)
         self._docker = docker_client()
+
+    def use(self, stack: Outputs) -> None:
+        self.stack = self.original = stack
+        self.pulumi = Pulumi(stack.stack, RESULTS_DIR / f"chaos-{self.run_id}-pulumi.log")
 
     @property
     def api_url(self) -> str:
@@ -116,6 +128,10 @@ class Manual(Campaign):
         return self.stack.stack
 
     def setup(self, meta: dict[str, Any]) -> None:
+        if self.d is not None:
+            log(f"deploying {self.d.stack.name} ({len(THROWAWAY_NODES)} nodes)")
+            self.d.up()
+            self.use(load_stack(self.d.stack.name))
         s = self.stack
         log(
             f"stack {s.stack}: primary {s.primary}, replicas {list(s.replicas)}, "
@@ -248,7 +264,16 @@ class Manual(Campaign):
         wait_whole(self.stack)
 
     def teardown(self, meta: dict[str, Any], ok: bool) -> None:
-        # Leave the stack as it was found, whatever happened.
+        try:
+            self.leave(ok and self.d is None)
+        finally:
+            if self.d is not None:
+                log(f"teardown; left over: {self.d.teardown()}")
+
+    def leave(self, delete_rows: bool) -> None:
+        """Leaves the stack as it was found, whatever happened."""
+        if not hasattr(self, "stack"):
+            return  # never deployed
         restore: dict[str, str] = {}
         if "synchronous" in self.changed:
             restore["synchronous"] = "true" if self.original.synchronous else "false"
@@ -259,7 +284,7 @@ class Manual(Campaign):
             self.pulumi.up(**restore)
             self.stack = self.original
             wait_whole(self.stack)
-        if ok and not self.opts.keep_rows:
+        if delete_rows and not self.opts.keep_rows:
             # Straight SQL, not thousands of DELETEs through the API: these ids are known to
             # nobody else, so a body still cached expires within the TTL unasked.
             prefix = f"chaos-{self.run_id}-"
@@ -306,6 +331,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         prog="python -m bench.chaos", description=(__doc__ or "").split("\n")[0]
     )
     parser.add_argument("--stack", default=os.environ.get("STACK", "dev"))
+    parser.add_argument(
+        "--throwaway",
+        action="store_true",
+        help="deploy a stack of its own (2 nodes) instead of --stack, and destroy it after",
+    )
     common_args(parser)
     parser.add_argument("--no-sync", action="store_true", help="skip the synchronous-mode cells")
     parser.add_argument("--no-failover", action="store_true", help="skip kill+failover cells")

@@ -135,7 +135,7 @@ class PatroniCampaign(OnDeployment):
 
     def cells(self) -> Iterator[Cell]:
         o = self.opts
-        if not self.only:
+        if not self.only or o.quick:
             for _ in range(o.switchovers):
                 yield Cell("replica", SWITCHOVER, "sync", SERIES_SWITCHOVER)
             for _ in range(o.kills):
@@ -271,6 +271,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--default-kills", type=int, default=2, help="with Patroni defaults")
     parser.add_argument("--switchovers", type=int, default=3)
     parser.add_argument("--no-matrix", action="store_true", help="series only")
+    # --cells alone: those matrix cells, no series; with --quick: the quick series, then them.
     opts = parser.parse_args(argv)
     parse_cells(opts.cells, KNOWN)  # unknown cells fail before anything is deployed
     if opts.quick:
