@@ -10,11 +10,11 @@ the campaign names. The JSON is the whole record; the markdown the tables people
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.chaos.figures import RECOVER_GOAL_S, slow_recoveries
+from bench.chaos.figures import RECOVER_GOAL_S, slow_recoveries, summary
 
 Columns = Sequence[tuple[str, str]]
 
@@ -126,6 +126,26 @@ def markdown(
     for key, value in (meta.get("notes") or {}).items():
         lines += ["", f"{key}: {value}"]
     return "\n".join(lines) + "\n"
+
+
+def lost_total(records: Sequence[dict[str, Any]]) -> int | None:
+    lost = [(r.get("integrity") or {}).get("lost") for r in records]
+    return None if any(v is None for v in lost) else sum(int(v or 0) for v in lost)
+
+
+def series(
+    value_of: Callable[[dict[str, Any]], float | None], records: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """Each named series' summary (median, max) and its lost writes."""
+    names = dict.fromkeys(r["series"] for r in records if r.get("series"))
+    out = {}
+    for name in names:
+        mine = [r for r in records if r.get("series") == name]
+        out[name] = {
+            **summary([value_of(r) for r in mine]),
+            "lost": lost_total(mine),
+        }
+    return out
 
 
 def write_report(

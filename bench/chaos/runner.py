@@ -37,8 +37,8 @@ from docker import DockerClient
 from docker.models.containers import Container
 
 from bench.chaos import backup, faults
-from bench.chaos.figures import summarize, summary
-from bench.chaos.report import write_report
+from bench.chaos.figures import summarize
+from bench.chaos.report import series, write_report
 from bench.common import RESULTS_DIR, log, run
 from pgha_testkit import ledger
 from pgha_testkit.deployment import Deployment
@@ -338,24 +338,6 @@ def run_cell(campaign: Campaign, cell: Cell, index: int) -> dict[str, Any]:
     return record
 
 
-def lost_total(records: Sequence[dict[str, Any]]) -> int | None:
-    lost = [(r.get("integrity") or {}).get("lost") for r in records]
-    return None if any(v is None for v in lost) else sum(int(v or 0) for v in lost)
-
-
-def series(campaign: Campaign, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Each named series' summary (median, max) and its lost writes."""
-    names = dict.fromkeys(r["series"] for r in records if r.get("series"))
-    out = {}
-    for name in names:
-        mine = [r for r in records if r.get("series") == name]
-        out[name] = {
-            **summary([campaign.series_value(r) for r in mine]),
-            "lost": lost_total(mine),
-        }
-    return out
-
-
 def run_campaign(campaign: Campaign, argv: Sequence[str]) -> int:
     """Every cell of the campaign, the report rewritten after each; returns 0 once done."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -391,14 +373,14 @@ def run_campaign(campaign: Campaign, argv: Sequence[str]) -> int:
             if cell.series:
                 record["series"] = cell.series
             records.append(record)
-            meta["series"] = series(campaign, records)
+            meta["series"] = series(campaign.series_value, records)
             write_report(stem, meta, records, campaign.check_columns)
             if "not_whole" in record:
                 log(f"{cell.name}: the stack did not become whole again; stopping the run")
                 break
         ok = True
     finally:
-        meta["series"] = series(campaign, records)
+        meta["series"] = series(campaign.series_value, records)
         try:
             campaign.teardown(meta, ok)
         finally:

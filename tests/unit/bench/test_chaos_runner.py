@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 
-from bench.chaos.runner import Campaign, Cell, CellRun, Phases, run_cell, series
+from bench.chaos.report import series
+from bench.chaos.runner import Campaign, Cell, CellRun, Phases, run_cell
 
 CELL_KEYS = {
     "cell", "target", "fault", "mode", "tag", "targets", "inject_s", "held_s", "recover_s",
@@ -89,11 +90,11 @@ def test_a_stack_that_does_not_become_whole_is_recorded_and_not_checked() -> Non
 
 
 def test_series_summarize_their_own_cells_only() -> None:
-    records = [
+    records: list[dict[str, Any]] = [
         {"series": "kill", "write": {"first_2xx_after_fault_s": 6.0}, "integrity": {"lost": 0}},
         {"series": "kill", "write": {"first_2xx_after_fault_s": 8.0}, "integrity": {"lost": 1}},
         {"write": {"first_2xx_after_fault_s": 99.0}, "integrity": {"lost": 0}},
     ]
-    got = series(Nothing(), records)
+    got = series(Nothing().series_value, records)
     assert list(got) == ["kill"]
     assert (got["kill"]["median"], got["kill"]["max"], got["kill"]["lost"]) == (7.0, 8.0, 1)
