@@ -45,6 +45,7 @@ from pgha_testkit.deployment import Deployment
 from pgha_testkit.env import ROOT
 from pgha_testkit.history import HistoryLoad
 from pgha_testkit.load import Load, LoadSpec
+from pgha_testkit.poll import WaitTimeout
 
 # How long recover_s waits for the path before it records "never", and its resolution.
 RECOVER_TIMEOUT_S = 60.0
@@ -205,8 +206,13 @@ class OnDeployment(Campaign):
 
 def time_to_recover(campaign: Campaign, run: CellRun, probe: str) -> float | None:
     """Seconds from "healthy" to the first success of the path that needs the target, with
-    one request at a time; None if it never succeeds within RECOVER_TIMEOUT_S."""
-    healthy = [faults.healthy_at(c, RECOVER_POLL_S) for c in run.containers]
+    one request at a time; None if it never succeeds within RECOVER_TIMEOUT_S, or if a
+    container never becomes healthy (the watcher then says why the stack is not whole)."""
+    try:
+        healthy = [faults.healthy_at(c, RECOVER_POLL_S) for c in run.containers]
+    except WaitTimeout as exc:
+        log(f"  {exc}")
+        return None
     t_healthy = max(healthy) if healthy else time.monotonic()
     load = campaign.load_spec or LoadSpec()
     archive = run.archive
