@@ -192,7 +192,8 @@ class PatroniCampaign(OnDeployment):
         return all(s.get("Status") == "healthy" for s in states)
 
     def ledger_container(self) -> str:
-        return self.d.container_name(patroni.leader(self.d))
+        # A leader, waited for: on a starved host it can lapse again after the cell's whole.
+        return self.d.container_name(patroni.wait_leader(self.d, 120))
 
     def before_fault(self, run: CellRun) -> None:
         leader = patroni.leader(self.d)
