@@ -373,8 +373,14 @@ def run_campaign(campaign: Campaign, argv: Sequence[str]) -> int:
             try:
                 record = run_cell(campaign, cell, index)
             except Exception as exc:
-                log(f"aborted in {cell.name}: {exc}")
-                records.append({"cell": cell.name, "mode": cell.mode, "error": str(exc)[:300]})
+                log(f"aborted in {cell.name}: {type(exc).__name__}: {exc}")
+                records.append(
+                    {
+                        "cell": cell.name,
+                        "mode": cell.mode,
+                        "error": f"{type(exc).__name__}: {exc}"[:300],
+                    }
+                )
                 raise
             if cell.series:
                 record["series"] = cell.series
