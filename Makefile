@@ -127,23 +127,27 @@ docs-figures:
 # Measurements against a deployed stack (default: dev; `make up` first).
 # Reports land in bench/results/; figures are never test assertions.
 bench: setup
-	$(ENV) python -m bench.run --stack $(STACK)
+	$(ENV) python -m bench.perf.run --stack $(STACK)
 
+# The manual-failover fault matrix against a deployed stack (default dev), including the
+# backup repository; ARGS="--quick", "--cells ...", or "--throwaway" (a stack of its own).
 chaos: setup
-	$(ENV) python -m bench.chaos --stack $(STACK)
+	$(ENV) python -m bench.chaos --stack $(STACK) $(ARGS)
 
 # failoverMode patroni broken on purpose (leader kills in sync and async mode, Patroni's
-# default timings for comparison, switchovers, the kill/stop/pause/partition matrix), on
-# a throwaway 3-node stack it deploys and destroys itself: about 15 minutes.
+# default timings for comparison, switchovers, the kill/stop/pause/partition matrix with
+# the backup repository; ARGS="--quick" for one of each series), on a throwaway 3-node
+# stack it deploys and destroys itself: about 15 minutes.
 chaos-patroni: setup
-	$(ENV) python -m bench.patroni_chaos $(ARGS)
+	$(ENV) python -m bench.chaos.patroni $(ARGS)
 
 # cacheMode sentinel broken on purpose (kill, stop, pause of the Redis primary, the replica
-# and one Sentinel; two Sentinels down, alone and with the primary; the primary kill 5
-# times for the median) under a stale-read history, on a throwaway stack it deploys and
-# destroys itself (ARGS="--stack NAME" uses a deployed sentinel stack): about 15 minutes.
+# and one Sentinel; two Sentinels down, alone and with the primary; the primary kill 10
+# times for the median; ARGS="--quick": one kill and a replica pause) under a stale-read
+# history, on a throwaway stack it deploys and destroys itself (ARGS="--stack NAME" uses
+# a deployed sentinel stack): about 15 minutes.
 chaos-sentinel: setup
-	$(ENV) python -m bench.sentinel_chaos $(ARGS)
+	$(ENV) python -m bench.chaos.sentinel $(ARGS)
 
 # Redis primary kills with no other load, one GET every 100 ms: kill to first HIT, 5 runs.
 sentinel-failover: setup

@@ -20,7 +20,7 @@ from pgha_testkit.env import ROOT
 from pgha_testkit.poll import WaitTimeout, wait_until
 from pgha_testkit.stack import Outputs
 
-LUA_DIR = ROOT / "bench" / "lua"
+LUA_DIR = ROOT / "bench" / "perf" / "lua"
 RESULTS_DIR = ROOT / "bench" / "results"
 
 _started = time.monotonic()

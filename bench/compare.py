@@ -9,8 +9,8 @@ spread is "within noise"; a larger one names the side that is faster. With as ma
 each side, given in run order (A1 B1 B2 A2 as `--a A1 A2 --b B1 B2`), it also prints the
 paired differences, each between two runs that ran back to back. It also checks that
 both sides wrote the same report: the same figures, ratios and supporting ratios (for
-`make chaos` reports: each cell's recovery time, lost writes and share of 2xx answers, and
-the same fields per cell).
+chaos reports of any campaign, bench/chaos/report.py: each cell's recovery time, lost
+writes, share of 2xx answers and the campaign's checks, and the same fields per cell).
 
 Why not a fixed tolerance: on two cores shared with other stacks a figure moves by tens of
 percent between two runs of the same code, so any fixed threshold either flags noise or
@@ -85,18 +85,36 @@ def shape(report: dict[str, Any]) -> dict[str, list[str]]:
     }
 
 
+# A campaign's own checks worth comparing (report.py: a cell's `checks`; reports written
+# before the one runner kept them at the cell's top level, and are read the same way).
+CHECKS = ("hits_resume_s", "stale_reads", "server_errors", "failed_writes", "lag_bytes")
+
+
+def cell_name(cell: dict[str, Any], seen: dict[str, int]) -> str:
+    """`target:fault (mode)`, numbered from its second run on (a series repeats a cell)."""
+    base = cell.get("cell") or f"{cell.get('target')}:{cell.get('fault')}"
+    name = f"{base} ({cell.get('mode')})" if cell.get("mode") else str(base)
+    seen[name] = seen.get(name, 0) + 1
+    return name if seen[name] == 1 else f"{name} #{seen[name]}"
+
+
 def chaos_quantities(report: dict[str, Any]) -> dict[str, float]:
-    """A `make chaos` report's numbers per cell: recovery, lost writes, answered shares,
-    the first answer after the fault was lifted and the longest gap without one."""
+    """A chaos report's numbers per cell (every campaign): recovery, lost writes, answered
+    shares, the first answer after the fault was lifted, the longest gap without one, and
+    the campaign's own checks."""
     values: dict[str, float] = {}
+    seen: dict[str, int] = {}
     for cell in report.get("cells") or []:
-        name = f"{cell.get('target')}:{cell.get('fault')} ({cell.get('mode')})"
+        if "error" in cell:
+            continue
+        name = cell_name(cell, seen)
         recover = (cell.get("recover_s") or {}).get("traffic")
         if isinstance(recover, int | float):
             values[f"{name} recover s"] = float(recover)
         if isinstance(cell.get("whole_after_lift_s"), int | float):
             values[f"{name} whole after lift s"] = float(cell["whole_after_lift_s"])
-        values[f"{name} lost writes"] = float((cell.get("integrity") or {}).get("lost", 0))
+        if isinstance(cell.get("integrity"), dict):
+            values[f"{name} lost writes"] = float(cell["integrity"].get("lost", 0))
         for path in ("write", "read"):
             load = cell.get(path) or {}
             if load.get("requests"):
@@ -107,6 +125,10 @@ def chaos_quantities(report: dict[str, Any]) -> dict[str, float]:
             ):
                 if isinstance(load.get(key), int | float):
                     values[f"{name} {path} {label}"] = float(load[key])
+        checks = cell.get("checks") or cell
+        for key in CHECKS:
+            if isinstance(checks.get(key), int | float) and not isinstance(checks[key], bool):
+                values[f"{name} {key}"] = float(checks[key])
     return values
 
 

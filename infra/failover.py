@@ -21,6 +21,11 @@ have marked the fenced node DOWN, so two servers are never UP for writes.
 
 Why a dynamic resource: pulumi_docker declares containers but cannot run
 commands in them in order; this orchestration is not a Docker object.
+
+Why the module is not named after `ClusterRole`: Pulumi pickles a dynamic provider into
+every stack's state by reference to its module (`infra.failover._ClusterRoleProvider`),
+and deletes with the pickled one, so renaming this module would make `pulumi destroy` of
+any stack created before the rename fail.
 """
 
 from __future__ import annotations

@@ -227,7 +227,7 @@ def render(topology: ProxyTopology, stats_password: str) -> str:
         "    maxconn 2000",
         # One thread: on the stack's few shared cores, a second thread cost HAProxy 15 to 30 %
         # more CPU per forwarded API write (cross-thread wake-ups) for no throughput
-        # (bench/README.md, bench/haproxy_abba.py); one thread has far more capacity than
+        # (bench/README.md, bench/perf/haproxy_abba.py); one thread has far more capacity than
         # the stack's PostgreSQL and API can use.
         f"    nbthread {HAPROXY_THREADS}",
         "    log stdout format raw local0 notice",

@@ -26,12 +26,12 @@ from infra import outputs as out
 from infra.api import Api, ApiArgs
 from infra.cache import Cache, CacheArgs
 from infra.config import StackConfig
-from infra.consensus import Consensus, ConsensusArgs, MemberSite
+from infra.etcd import Consensus, ConsensusArgs, MemberSite
+from infra.haproxy import Proxy, ProxyArgs
 from infra.haproxy_cfg import PATRONI_CHECKS, READ_PORT, WRITE_PORT, ProxyTopology
 from infra.hosts import Hosts, HostsArgs
 from infra.patroni import NodeSite, PatroniCluster, PatroniClusterArgs
 from infra.placement import MultiHost, ProxySite, etcd_members
-from infra.proxy import Proxy, ProxyArgs
 from infra.wiring import cluster_args, export_cluster
 
 

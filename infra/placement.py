@@ -36,7 +36,7 @@ CONTAINER_NAME_PART = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}$")
 
 
 def etcd_members(count: int = ETCD_MEMBERS) -> list[str]:
-    """The etcd members' logical names (`etcd-0`..), as infra/consensus.py names them."""
+    """The etcd members' logical names (`etcd-0`..), as infra/etcd.py names them."""
     return [f"etcd-{i}" for i in range(count)]
 
 

@@ -14,12 +14,12 @@ from infra.backup import BackupRepository, BackupRepositoryArgs
 from infra.backup_cfg import STANZA
 from infra.cache import Cache, CacheArgs
 from infra.config import StackConfig
-from infra.consensus import Consensus, ConsensusArgs
+from infra.etcd import Consensus, ConsensusArgs
+from infra.haproxy import Proxy, ProxyArgs
 from infra.haproxy_cfg import MANUAL_CHECKS, PATRONI_CHECKS, READ_PORT, WRITE_PORT, ProxyTopology
 from infra.images import Images, ImagesArgs
 from infra.patroni import PatroniCluster, PatroniClusterArgs
 from infra.postgres import PostgresCluster
-from infra.proxy import Proxy, ProxyArgs
 from infra.restore import RESTORE_WAIT_S
 from infra.sentinel import SentinelCache, SentinelCacheArgs
 from infra.stack_ca import StackCA, StackCAArgs

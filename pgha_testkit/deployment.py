@@ -218,6 +218,18 @@ class Deployment:
         }
 
 
+@contextmanager
+def throwaway(node_names: Sequence[str]) -> Iterator[Deployment]:
+    """A throwaway stack (not deployed: the caller runs `up`), destroyed afterwards; fails
+    if anything labelled with it is left behind (containers, networks, volumes)."""
+    deployed = Deployment.throwaway(node_names)
+    try:
+        yield deployed
+    finally:
+        left = deployed.teardown()
+        assert left == {"containers": [], "networks": [], "volumes": []}, left
+
+
 def miss_then_hit(http: httpx.Client, pid: int) -> httpx.Response:
     """Two GETs of a product that is not cached: the first misses, the second is served
     from the cache; returns the second."""

@@ -17,7 +17,7 @@ from pulumi import automation as auto
 
 from infra import outputs as out
 from pgha_testkit import backup
-from pgha_testkit.deployment import Deployment, log, record
+from pgha_testkit.deployment import Deployment, log, record, throwaway
 from pgha_testkit.stack import NAMESPACE
 
 NODES = os.environ.get("PGHA_TEST_NODES", "pg-0 pg-1").split()
@@ -25,12 +25,8 @@ NODES = os.environ.get("PGHA_TEST_NODES", "pg-0 pg-1").split()
 
 @pytest.fixture
 def second() -> Iterator[Deployment]:
-    deployed = Deployment.throwaway(NODES)
-    try:
+    with throwaway(NODES) as deployed:
         yield deployed
-    finally:
-        left = deployed.teardown()
-        assert left == {"containers": [], "networks": [], "volumes": []}, left
 
 
 def ledger_write(deployment: Deployment, phase: str, count: int) -> None:

@@ -12,19 +12,15 @@ import pytest
 
 from infra import outputs as out
 from pgha_testkit import backup, patroni
-from pgha_testkit.deployment import Deployment, log
+from pgha_testkit.deployment import Deployment, log, throwaway
 
 NODES = os.environ.get("PGHA_TEST_NODES", "pg-0 pg-1").split()
 
 
 @pytest.fixture
 def second() -> Iterator[Deployment]:
-    deployed = Deployment.throwaway(NODES)
-    try:
+    with throwaway(NODES) as deployed:
         yield deployed
-    finally:
-        left = deployed.teardown()
-        assert left == {"containers": [], "networks": [], "volumes": []}, left
 
 
 def test_pitr_into_a_new_patroni_stack_brings_back_exactly_the_rows_before_the_target(

@@ -3,7 +3,7 @@
 Run: .venv/bin/python -m tests.service.loadcheck [--seconds 8] [--connections 32] [--rounds 3]
      [--baseline-dir /path/to/other/service] [--skip-miss]
 Starts its own PostgreSQL primary + replica, Redis and one API worker, like the tests, plus
-a bare Starlette JSON endpoint (bench/bareapp.py) under the same uvicorn flags. Each
+a bare Starlette JSON endpoint (bench/perf/bareapp.py) under the same uvicorn flags. Each
 round runs bare and hit back to back, so ``hit_vs_bare`` compares like with like on a
 machine whose background load drifts. ``--baseline-dir`` also serves the hot product from
 another copy of ``service/`` (e.g. the last commit) against the same Redis, for A/B rounds.
@@ -25,7 +25,7 @@ import httpx
 from .servers import ApiProcess, PgCluster, RedisNode
 
 # The same bare app `make bench` uses as its hit-path anchor.
-BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
+BENCH_DIR = Path(__file__).resolve().parents[2] / "bench" / "perf"
 
 MISS_SCRIPT = """
 -- Each request asks for a product id nobody asked for yet, so every one is a cache miss.

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from infra.consensus import client_hosts
+from infra.etcd import client_hosts
 from infra.haproxy_cfg import PATRONI_CHECKS, ProxyTopology
 from infra.haproxy_cfg import render as render_haproxy
 from infra.patroni_cfg import (

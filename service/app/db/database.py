@@ -1,4 +1,5 @@
-"""PostgreSQL access: the write and read pools, the schema bootstrap, and all product SQL."""
+"""PostgreSQL access: the write and read pools, the schema bootstrap, and the product
+reads and writes (their SQL: app/db/sql.py)."""
 
 from __future__ import annotations
 
@@ -16,104 +17,13 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..config import Settings
 from ..models import INT4_MAX, ProductIn, ProductRow
+from . import sql
 from .recovery import GuardedPool, PoolProber, backoff_delay
 
 log = logging.getLogger("pgha.db")
 
 T = TypeVar("T")
 Source = Literal["primary", "replica"]
-
-# Arbitrary constant shared by every API instance: serialises concurrent schema creation.
-SCHEMA_LOCK_KEY = 0x70676861
-
-SCHEMA_SQL = """
-CREATE TABLE IF NOT EXISTS products (
-    id          bigserial PRIMARY KEY,
-    name        text          NOT NULL,
-    description text,
-    price       numeric(12,2) NOT NULL CHECK (price >= 0),
-    stock       integer       NOT NULL CHECK (stock >= 0),
-    version     integer       NOT NULL DEFAULT 1,
-    updated_at  timestamptz   NOT NULL DEFAULT now()
-)
-"""
-
-# Fences of acknowledged writes that Redis did not take (app/cache/fencelog.py): written only while
-# an instance cannot reach Redis, drained into it by every instance, so normally empty.
-FENCE_LOG_SQL = """
-CREATE TABLE IF NOT EXISTS cache_fence_log (
-    id          bigserial   PRIMARY KEY,
-    product_id  bigint      NOT NULL,
-    fence       bigint      NOT NULL,
-    logged_at   timestamptz NOT NULL DEFAULT now()
-)
-"""
-_LOG_FENCE = "INSERT INTO cache_fence_log (product_id, fence) VALUES (%s, %s) RETURNING id"
-_FENCE_LOGGED = "SELECT EXISTS (SELECT 1 FROM cache_fence_log WHERE id = %s)"
-_FENCE_LOG_BATCH = "SELECT id, product_id, fence FROM cache_fence_log ORDER BY id LIMIT %s"
-_FENCE_LOG_DELETE = "DELETE FROM cache_fence_log WHERE id = ANY(%s)"
-
-# Added later, so a database created before is upgraded in place. Run only when missing:
-# even with IF NOT EXISTS they lock the table (and, replayed, the replica's readers) on
-# every start of every instance. The index is not partial, so ON CONFLICT can infer it;
-# NULLs never conflict, so products created without a key are not constrained.
-_IDEMPOTENCY_STATE = """
-SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'products'::regclass
-               AND attname = 'idempotency_fingerprint' AND NOT attisdropped),
-       to_regclass('products_idempotency_key') IS NOT NULL
-"""
-_IDEMPOTENCY_COLUMNS = """ALTER TABLE products ADD COLUMN IF NOT EXISTS idempotency_key text,
-    ADD COLUMN IF NOT EXISTS idempotency_fingerprint text"""
-_IDEMPOTENCY_INDEX = """CREATE UNIQUE INDEX IF NOT EXISTS products_idempotency_key
-    ON products (idempotency_key)"""
-
-_COLUMNS = "id, name, description, price, stock, version, updated_at"
-
-# LEFT JOIN from a one-row relation so the role of the server comes back even when the
-# product does not exist: "not found" must be attributed to the right source too.
-_READ_ONE = f"""
-SELECT pg_is_in_recovery(), {", ".join("p." + c for c in _COLUMNS.split(", "))}
-FROM (SELECT 1) AS one LEFT JOIN products AS p ON p.id = %s
-"""
-
-# The same read, saying also whether this server has replayed the WAL up to an LSN: the
-# primary has (it is the WAL); a replica has once its replay position is at or past it.
-_READ_ONE_AFTER = f"""
-SELECT pg_is_in_recovery(), COALESCE(pg_last_wal_replay_lsn() >= %s::pg_lsn, true),
-       {", ".join("p." + c for c in _COLUMNS.split(", "))}
-FROM (SELECT 1) AS one LEFT JOIN products AS p ON p.id = %s
-"""
-
-_READ_PAGE = f"""
-SELECT pg_is_in_recovery(), {", ".join("p." + c for c in _COLUMNS.split(", "))}
-FROM (SELECT 1) AS one
-LEFT JOIN LATERAL (
-    SELECT {_COLUMNS} FROM products WHERE id > %s ORDER BY id LIMIT %s
-) AS p ON true
-ORDER BY p.id
-"""
-
-_INSERT = f"""
-INSERT INTO products (name, description, price, stock, idempotency_key, idempotency_fingerprint)
-VALUES (%s, %s, %s, %s, %s, %s)
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING {_COLUMNS}
-"""
-
-_BY_IDEMPOTENCY_KEY = f"""
-SELECT {_COLUMNS}, idempotency_fingerprint FROM products WHERE idempotency_key = %s
-"""
-
-_UPDATE = f"""
-UPDATE products
-SET name = %s, description = %s, price = %s, stock = %s,
-    version = version + 1, updated_at = now()
-WHERE id = %s AND (%s::integer IS NULL OR version = %s::integer)
-RETURNING {_COLUMNS}
-"""
-
-_DELETE = "DELETE FROM products WHERE id = %s RETURNING version"
-_CURRENT_VERSION = "SELECT version FROM products WHERE id = %s"
 
 # Errors that mean "this server or the path to it is not usable right now".
 _UNAVAILABLE = (PoolTimeout, psycopg.OperationalError)
@@ -212,15 +122,15 @@ class Database:
     async def ensure_schema(self) -> None:
         async with self.write.connection(timeout=self.settings.pool_timeout_seconds) as conn:
             async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-                await conn.execute(SCHEMA_SQL)
-                await conn.execute(FENCE_LOG_SQL)
-                cur = await conn.execute(_IDEMPOTENCY_STATE)
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (sql.SCHEMA_LOCK_KEY,))
+                await conn.execute(sql.SCHEMA_SQL)
+                await conn.execute(sql.FENCE_LOG_SQL)
+                cur = await conn.execute(sql.IDEMPOTENCY_STATE)
                 has_columns, has_index = await cur.fetchone() or (True, True)
                 if not has_columns:
-                    await conn.execute(_IDEMPOTENCY_COLUMNS)
+                    await conn.execute(sql.IDEMPOTENCY_COLUMNS)
                 if not has_index:
-                    await conn.execute(_IDEMPOTENCY_INDEX)
+                    await conn.execute(sql.IDEMPOTENCY_INDEX)
         self.schema_ready.set()
 
     async def bootstrap_schema(self) -> None:
@@ -244,13 +154,13 @@ class Database:
 
     # ------------------------------------------------------------------ reads
 
-    async def _read(self, guard: GuardedPool, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    async def _read(self, guard: GuardedPool, query: str, params: tuple[Any, ...]) -> list[Any]:
         # Reads are idempotent, so one retry on a fresh connection hides a connection that
         # broke since it was checked (e.g. right after a failover).
         for attempt in (1, 2):
             try:
                 async with guard.connection() as conn:
-                    cur = await conn.execute(sql, params, prepare=True)
+                    cur = await conn.execute(query, params, prepare=True)
                     rows: list[Any] = await cur.fetchall()
                 guard.mark_ok()
                 return rows
@@ -273,7 +183,7 @@ class Database:
     async def read_product(
         self, guard: GuardedPool, product_id: int
     ) -> tuple[ProductRow | None, Source]:
-        rows = await self._read(guard, _READ_ONE, (product_id,))
+        rows = await self._read(guard, sql.READ_ONE, (product_id,))
         in_recovery, *values = rows[0]
         return _row(tuple(values)), "replica" if in_recovery else "primary"
 
@@ -281,7 +191,7 @@ class Database:
         self, guard: GuardedPool, product_id: int, lsn: str
     ) -> tuple[ProductRow | None, Source, bool]:
         """``read_product``, and whether the server had replayed the WAL up to ``lsn``."""
-        rows = await self._read(guard, _READ_ONE_AFTER, (lsn, product_id))
+        rows = await self._read(guard, sql.READ_ONE_AFTER, (lsn, product_id))
         in_recovery, replayed, *values = rows[0]
         return _row(tuple(values)), "replica" if in_recovery else "primary", bool(replayed)
 
@@ -294,19 +204,19 @@ class Database:
 
     async def fence_logged(self, entry: int) -> bool:
         """Whether a fence log entry is still waiting to be placed in Redis."""
-        rows = await self._read(self.write, _FENCE_LOGGED, (entry,))
+        rows = await self._read(self.write, sql.FENCE_LOGGED, (entry,))
         return bool(rows[0][0])
 
     async def fence_log_batch(self, limit: int) -> list[tuple[int, int, int]]:
         """The oldest `limit` entries of the fence log, read on the primary."""
-        rows = await self._read(self.write, _FENCE_LOG_BATCH, (limit,))
+        rows = await self._read(self.write, sql.FENCE_LOG_BATCH, (limit,))
         return [(int(r[0]), int(r[1]), int(r[2])) for r in rows]
 
     async def log_fence(self, product_id: int, code: int) -> int:
         """Log a fence durably on the primary; returns the entry's id."""
 
         async def op(conn: Any) -> int:
-            cur = await conn.execute(_LOG_FENCE, (product_id, code))
+            cur = await conn.execute(sql.LOG_FENCE, (product_id, code))
             row = await cur.fetchone()
             return int(row[0])
 
@@ -314,14 +224,14 @@ class Database:
 
     async def delete_fence_log(self, entries: list[int]) -> None:
         async def op(conn: Any) -> None:
-            await conn.execute(_FENCE_LOG_DELETE, (entries,))
+            await conn.execute(sql.FENCE_LOG_DELETE, (entries,))
 
         await self._write(op)
 
     async def read_page(
         self, guard: GuardedPool, after: int, limit: int
     ) -> tuple[list[ProductRow], Source]:
-        rows = await self._read(guard, _READ_PAGE, (after, limit))
+        rows = await self._read(guard, sql.READ_PAGE, (after, limit))
         source: Source = "replica" if rows[0][0] else "primary"
         products = [r for r in (_row(tuple(values[1:])) for values in rows) if r is not None]
         return products, source
@@ -389,14 +299,14 @@ class Database:
             # Twice at most: the product a key created may be deleted between the INSERT
             # that found the key taken and the SELECT; the key is then free again.
             for _ in (1, 2):
-                cur = await conn.execute(_INSERT, params)
+                cur = await conn.execute(sql.INSERT, params)
                 if (values := await cur.fetchone()) is not None:
                     row = _row(values)
                     assert row is not None
                     return row, False
                 # A concurrent INSERT with the same key has committed (ON CONFLICT waited
                 # for it), and this statement's new snapshot sees its row.
-                cur = await conn.execute(_BY_IDEMPOTENCY_KEY, (key,))
+                cur = await conn.execute(sql.BY_IDEMPOTENCY_KEY, (key,))
                 if (found := await cur.fetchone()) is not None:
                     if found[-1] != fingerprint:
                         raise IdempotencyKeyReused
@@ -414,12 +324,12 @@ class Database:
 
         async def op(conn: Any) -> ProductRow | None:
             if expected_version is not None and not 0 <= expected_version <= INT4_MAX:
-                cur = await conn.execute(_CURRENT_VERSION, (product_id,))
+                cur = await conn.execute(sql.CURRENT_VERSION, (product_id,))
                 if await cur.fetchone() is None:
                     return None
                 raise VersionConflict
             cur = await conn.execute(
-                _UPDATE,
+                sql.UPDATE,
                 (
                     data.name,
                     data.description,
@@ -434,7 +344,7 @@ class Database:
                 return _row(values)
             if expected_version is None:
                 return None
-            cur = await conn.execute(_CURRENT_VERSION, (product_id,))
+            cur = await conn.execute(sql.CURRENT_VERSION, (product_id,))
             if await cur.fetchone() is None:
                 return None
             raise VersionConflict
@@ -445,7 +355,7 @@ class Database:
         """Delete a product; return the version it had, or ``None`` if it did not exist."""
 
         async def op(conn: Any) -> int | None:
-            cur = await conn.execute(_DELETE, (product_id,))
+            cur = await conn.execute(sql.DELETE, (product_id,))
             row = await cur.fetchone()
             return None if row is None else int(row[0])
 

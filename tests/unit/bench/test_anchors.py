@@ -8,22 +8,22 @@ from decimal import Decimal
 from pydantic import SecretStr
 
 from app.config import Settings
-from app.db import database as api_db
-from bench import dbapp
-from bench.anchors import direct_dsn
+from app.db import sql as api_sql
+from bench.perf import dbapp
+from bench.perf.anchors import direct_dsn
 
 
 def test_the_anchor_runs_the_apis_statements() -> None:
-    assert dbapp.READ_ONE == api_db._READ_ONE
-    assert dbapp.UPDATE == api_db._UPDATE
+    assert dbapp.READ_ONE == api_sql.READ_ONE
+    assert dbapp.UPDATE == api_sql.UPDATE
 
 
 def test_the_anchor_inserts_the_apis_product_columns() -> None:
     # The API's INSERT may carry more than the product (an idempotency key): what is
     # measured is what it adds to the plain INSERT of the same row, returning the same.
     head, _, returning = dbapp.INSERT.strip().rpartition("\n")
-    assert api_db._INSERT.strip().startswith(head.split(") VALUES")[0])
-    assert api_db._INSERT.strip().endswith(returning)
+    assert api_sql.INSERT.strip().startswith(head.split(") VALUES")[0])
+    assert api_sql.INSERT.strip().endswith(returning)
 
 
 def test_the_anchor_pool_defaults_are_the_apis() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.footprint import (
+from bench.perf.footprint import (
     above_idle,
     cpu_seconds_between,
     cpu_table,
@@ -15,7 +15,7 @@ from bench.footprint import (
     short,
     stat_value,
 )
-from bench.tools import combine_http
+from bench.perf.tools import combine_http
 
 V1 = """12:pids:/docker/abc
 4:memory:/docker/abc

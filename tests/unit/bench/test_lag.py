@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.lag import FrameDecoder, LagSample, parse_lag_row, summarize_lag
+from bench.perf.lag import FrameDecoder, LagSample, parse_lag_row, summarize_lag
 
 
 def frame(stream: int, payload: bytes) -> bytes:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.report import (
+from bench.perf.report import (
     GOALS,
     INFO_RATIOS,
     Report,
@@ -49,7 +49,7 @@ def fixed_report() -> Report:
     report = Report(
         meta={
             "run_id": "20260101T000000Z",
-            "command": "python -m bench.run --quick",
+            "command": "python -m bench.perf.run --quick",
             "stack": "dev",
             "git_commit": "abc1234",
             "git_dirty": True,

@@ -1,11 +1,11 @@
-"""Parsers and command builders of bench/tools.py, on output captured from the real tools."""
+"""Parsers and command builders of bench/perf/tools.py, on output captured from the real tools."""
 
 from __future__ import annotations
 
 import pytest
 
 from bench.common import BenchError
-from bench.tools import (
+from bench.perf.tools import (
     MAX_HTTP_RATE,
     combine_http,
     http_failures,

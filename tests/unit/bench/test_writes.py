@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.writes import WriteRun, abba
+from bench.perf.writes import WriteRun, abba
 
 
 def run(key: str) -> WriteRun:

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import api_containers, run, utc_now
-from bench.containers import Docker
-from bench.options import Options
-from bench.tools import PGBENCH, host_tool_version
+from bench.perf.containers import Docker
+from bench.perf.options import Options
+from bench.perf.tools import PGBENCH, host_tool_version
 from pgha_testkit.env import ROOT
 from pgha_testkit.stack import Outputs, config_value
 
@@ -40,7 +40,7 @@ def describe(
     meta: dict[str, Any] = {
         "run_id": run_id,
         "started_at": utc_now().isoformat(),
-        "command": " ".join(["python", "-m", "bench.run", *argv]),
+        "command": " ".join(["python", "-m", "bench.perf.run", *argv]),
         "stack": stack.stack,
         "git_commit": git.stdout.strip() or None,
         "git_dirty": bool(dirty.stdout.strip()),

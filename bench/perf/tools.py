@@ -2,7 +2,7 @@
 
 For each: how its command line is built, and how its output becomes a figure. Parsers
 are pure functions of the tool's text, so they are unit-tested on captured output
-(tests/unit/bench). Running a tool in a container is `bench.containers`' job.
+(tests/unit/bench). Running a tool in a container is `bench.perf.containers`' job.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.common import LUA_DIR, BenchError, percentile, run
-from bench.footprint import per_thousand
+from bench.perf.footprint import per_thousand
 
 # pgbench from the postgres image (Debian's postgresql-15 package).
 PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
@@ -58,10 +58,10 @@ def wrk_command(
 
 
 def parse_wrk(stdout: str, label: str) -> dict[str, Any]:
-    """The figure from the one JSON line bench/lua/report.lua prints in wrk's done()."""
+    """The figure from the one JSON line bench/perf/lua/report.lua prints in wrk's done()."""
     line = next((ln for ln in stdout.splitlines() if ln.startswith(REPORT_PREFIX)), None)
     if line is None:
-        raise BenchError(f"wrk ({label}) printed no report line; is bench/lua intact?")
+        raise BenchError(f"wrk ({label}) printed no report line; is bench/perf/lua intact?")
     raw: dict[str, float] = json.loads(line.removeprefix(REPORT_PREFIX))
     seconds = raw["duration_us"] / 1e6
     requests = int(raw["requests"])

@@ -1,15 +1,15 @@
-"""pgha benchmark runner: ``python -m bench.run --stack <stack>`` (what ``make bench`` runs).
+"""pgha benchmark runner: ``python -m bench.perf.run --stack <stack>`` (what ``make bench`` runs).
 
 Every figure comes from one run against one deployed stack, measured side by side:
 
-* HTTP through the API, driven by wrk with the Lua scripts in ``bench/lua/``: GET on cache
+* HTTP through the API, driven by wrk with the Lua scripts in ``bench/perf/lua/``: GET on cache
   hits over a working set of 10k products, GET on cache misses served by the replica (unique
   ids, each read once), POST and PUT (the API writes through HAProxy's ``primary`` listen);
 * anchors: ``redis-benchmark -t get`` inside the Redis container, a bare uvicorn + Starlette
   JSON endpoint started from the API's own image with the same worker count (hit path), the
   same bare app on psycopg's pool running the API's SELECT, INSERT and UPDATE through
-  HAProxy (miss and write paths, bench/dbapp.py), two twins of an API instance writing via
-  HAProxy and straight to the primary (bench/writes.py), ``pgbench -S`` on the replica
+  HAProxy (miss and write paths, bench/perf/dbapp.py), two twins of an API instance writing via
+  HAProxy and straight to the primary (bench/perf/writes.py), ``pgbench -S`` on the replica
   (directly and through HAProxy's ``replicas``), and pgbench writes through HAProxy's
   ``primary`` and directly to the primary node;
 * streaming-replication lag: ``pg_stat_replication.replay_lag`` sampled on the primary during
@@ -25,7 +25,8 @@ products and their cache keys, the pgbench tables, the helper containers) is rem
 end, also when a phase fails.
 
 This module holds the scenarios; the stack comes from ``pgha_testkit``, the tools from
-``bench.tools``, Docker from ``bench.containers`` and the report from ``bench.report``.
+``bench.perf.tools``, Docker from ``bench.perf.containers`` and the report from
+``bench.perf.report``.
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from bench.anchors import start_read_twin
 from bench.common import BenchError, api_containers, log, wait_for_idle
-from bench.context import Bench
-from bench.options import parse_args
-from bench.report import ensure_matplotlib, fmt, write_outputs
-from bench.tools import combine_http, parse_redis_csv, redis_benchmark_command, require_wrk
-from bench.writes import api_haproxy_phase, api_write_phase
+from bench.perf.anchors import start_read_twin
+from bench.perf.context import Bench
+from bench.perf.options import parse_args
+from bench.perf.report import ensure_matplotlib, fmt, write_outputs
+from bench.perf.tools import combine_http, parse_redis_csv, redis_benchmark_command, require_wrk
+from bench.perf.writes import api_haproxy_phase, api_write_phase
 from pgha_testkit.env import ROOT
 from pgha_testkit.stack import StackError, load_outputs
 
@@ -239,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         waited = wait_for_idle(opts.wait_idle)
         bench.preflight()
         bench.describe(argv)
-        bench.report.meta["waited_for_idle_s"] = waited
+        bench.perf.report.meta["waited_for_idle_s"] = waited
         bench.measure_idle()
         bench.seed()
         bench.start_pg_client()
@@ -253,22 +254,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         pgbench_phase(bench)
         bench.memory("after_load")
     except (BenchError, OSError, KeyboardInterrupt) as exc:
-        bench.report.error = f"{type(exc).__name__}: {exc}"
-        log(f"error: {bench.report.error}")
+        bench.perf.report.error = f"{type(exc).__name__}: {exc}"
+        log(f"error: {bench.perf.report.error}")
     except Exception as exc:
         # Unexpected (a bug or a driver error): still clean up and write what was measured.
-        bench.report.error = f"{type(exc).__name__}: {exc}"
-        log(f"unexpected error: {bench.report.error}")
+        bench.perf.report.error = f"{type(exc).__name__}: {exc}"
+        log(f"unexpected error: {bench.perf.report.error}")
     finally:
         log("cleaning up")
         bench.cleanup()
     bench.summarize()
-    paths = write_outputs(bench.report, opts.out_dir, bench.run_id)
+    paths = write_outputs(bench.perf.report, opts.out_dir, bench.run_id)
     for path in paths:
         log(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
-    for name, r in bench.report.ratios.items():
+    for name, r in bench.perf.report.ratios.items():
         log(f"{name} = {fmt(r['value'], 3)} (goal {r['goal']}, met: {r['met']})")
-    return 1 if bench.report.error else 0
+    return 1 if bench.perf.report.error else 0
 
 
 if __name__ == "__main__":

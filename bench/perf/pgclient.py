@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bench.containers import Docker, ExecResult
-from bench.tools import (
+from bench.perf.containers import Docker, ExecResult
+from bench.perf.tools import (
     PGBENCH,
     PGBENCH_DROP_ARGS,
     parse_pgbench,

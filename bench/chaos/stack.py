@@ -1,5 +1,5 @@
-"""The stack under chaos: faults through the Docker API, config changes through the Pulumi
-CLI, and the "whole again" check every cell waits for.
+"""The manual campaign's stack: config changes through the Pulumi CLI, and the "whole
+again" check every cell waits for.
 
 Config changes go through the CLI, as an operator would make them, with their output in
 the run's log; the CLI's own `up` output also names the containers an `up` replaced.
@@ -12,20 +12,14 @@ import subprocess
 import time
 from pathlib import Path
 
-import docker
 import httpx
 from docker import DockerClient
-from docker.models.containers import Container
 
 from pgha_testkit.env import ROOT, subprocess_env
 from pgha_testkit.nodes import docker_client, not_streaming, role, slot_name
 from pgha_testkit.poll import NotYet, WaitTimeout, wait_until
 from pgha_testkit.stack import Outputs
 
-FAILOVER = "kill+failover"
-# The API instance is cut off from Redis (and only from Redis) under load, then killed: the
-# fences of the writes it acknowledged meanwhile must outlive it (issue 21).
-CUT_KILL = "cut+kill"
 WHOLE_TIMEOUT_S = 180.0
 PULUMI_TIMEOUT_S = 900.0
 # Client timeout of the /ready probe: the load's, so both see a frozen API alike.
@@ -71,27 +65,6 @@ class Pulumi:
         output = self._run("up", "--yes", "--skip-preview")
         self.last_replaced = sorted(set(REPLACED.findall(output)))
         return time.monotonic() - started
-
-
-def inject(container: Container, fault: str) -> None:
-    if fault in ("kill", FAILOVER):
-        container.kill()
-    elif fault == "stop":
-        container.stop(timeout=10)
-    elif fault == "pause":
-        container.pause()
-    else:
-        raise ValueError(fault)
-
-
-def lift(container: Container) -> None:
-    """Undoes any fault: unpause a paused container, start a stopped or killed one."""
-    container.reload()
-    status = container.attrs["State"]["Status"]
-    if status == "paused":
-        container.unpause()
-    elif status != "running":
-        container.start()
 
 
 def problems(stack: Outputs, api: httpx.Client, client: DockerClient) -> list[str]:
@@ -145,12 +118,3 @@ def wait_whole(
             return wait_until(whole, timeout, "the stack to be whole")
         except WaitTimeout as exc:
             raise RuntimeError(f"stack not whole after {timeout:.0f}s: {exc}") from exc
-
-
-def watch_whole(stack: Outputs, since: float, result: dict[str, float | str]) -> None:
-    """Thread body: times recovery from `since` with a Docker client of its own."""
-    try:
-        wait_whole(stack, client=docker.from_env(timeout=120))
-        result["s"] = round(time.monotonic() - since, 2)
-    except Exception as exc:  # noqa: BLE001 (reported by the cell, which then aborts the run)
-        result["error"] = str(exc)[:300]

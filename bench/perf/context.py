@@ -2,7 +2,7 @@
 
 `Bench` owns everything a run creates (seeded rows, helper containers, the psql session
 and lag sampler, temp files) so that `cleanup()` can undo all of it whichever phase
-failed. The scenarios in `bench.run` only drive load through it and record figures.
+failed. The scenarios in `bench.perf.run` only drive load through it and record figures.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import data
-from bench.anchors import start_db_anchor
 from bench.common import BenchError, log, run, utc_now, wait_http_ok
-from bench.containers import Docker, cpu_seconds
-from bench.footprint import (
+from bench.perf import data
+from bench.perf.anchors import start_db_anchor
+from bench.perf.containers import Docker, cpu_seconds
+from bench.perf.footprint import (
     Cgroups,
     Snapshot,
     above_idle,
@@ -27,15 +27,15 @@ from bench.footprint import (
     per_thousand,
     short,
 )
-from bench.lag import LagSampler, PrimarySession, wait_replayed
-from bench.meta import describe
-from bench.options import Options, probe_ids
-from bench.pgclient import PgClient
-from bench.report import LABELS, Report, evaluate
-from bench.tools import MAX_HTTP_RATE, http_failures, parse_wrk, pgbench_figure, wrk_command
+from bench.perf.lag import LagSampler, PrimarySession, wait_replayed
+from bench.perf.meta import describe
+from bench.perf.options import Options, probe_ids
+from bench.perf.pgclient import PgClient
+from bench.perf.report import LABELS, Report, evaluate
+from bench.perf.tools import MAX_HTTP_RATE, http_failures, parse_wrk, pgbench_figure, wrk_command
 from pgha_testkit.stack import Outputs
 
-# The bare anchor's source, shipped into a container of the API image (see bench/bareapp.py).
+# The bare anchor's source, shipped into a container of the API image (see bench/perf/bareapp.py).
 BARE_APP = Path(__file__).with_name("bareapp.py")
 # Serves the bare anchor (shipped as argv[1]) with the API's uvicorn flags and worker count.
 BARE_BOOT = (
@@ -64,7 +64,7 @@ class Bench:
         self.helpers: list[str] = []
         self.session: PrimarySession | None = None
         self.sampler: LagSampler | None = None
-        # One fresh hit set and one fresh miss set per round; see bench.run.http_phase for why.
+        # One fresh hit set and one fresh miss set per round; see bench.perf.run.http_phase for why.
         self.hit_sets: list[Path] = []
         self.miss_sets: list[Path] = []
         self.twin_miss_sets: list[Path] = []

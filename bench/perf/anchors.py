@@ -1,6 +1,6 @@
 """The bench-only containers that the database paths are compared against.
 
-* the database anchor: bench/dbapp.py (bare Starlette + psycopg's pool) in the API image,
+* the database anchor: bench/perf/dbapp.py (bare Starlette + psycopg's pool) in the API image,
   with an API instance's environment, for ``miss_vs_bare_query`` and the write ratios;
 * one twin of an API instance for cache hits and misses on its own port, the like-for-like
   side of ``hit_vs_bare_direct`` and ``miss_vs_bare_query_direct`` (the API's own figures
@@ -17,13 +17,23 @@ None gets the API's network alias, so HAProxy's HTTP frontend never sends users 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from bench.common import log
+from bench.perf.containers import Docker
+from pgha_testkit.stack import Outputs
 
-if TYPE_CHECKING:
-    from bench.context import Bench
+
+class Bench(Protocol):
+    """What starting an anchor needs of the bench (context.Bench has it): the stack, Docker,
+    and the list of helper containers removed at the end. A protocol, so this module does
+    not import context.py, which starts the anchors."""
+
+    stack: Outputs
+    docker: Docker
+    helpers: list[str]
+
 
 DB_APP = Path(__file__).with_name("dbapp.py")
 
@@ -66,7 +76,7 @@ def start_twin(
 
 
 def start_db_anchor(b: Bench, boot: str) -> tuple[str, str]:
-    """(URL, container name) of bench/dbapp.py with an API instance's environment."""
+    """(URL, container name) of bench/perf/dbapp.py with an API instance's environment."""
     env = b.docker.environment(b.stack.container_of("api"))
     url = start_twin(b, "bare-db", env, boot=boot, source=DB_APP.read_text())
     return url, f"{b.stack.prefix}-bench-bare-db"

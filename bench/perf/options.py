@@ -1,4 +1,4 @@
-"""Command-line options of ``python -m bench.run``, with their hard bounds.
+"""Command-line options of ``python -m bench.perf.run``, with their hard bounds.
 
 Bounds are part of the options, not of the scenarios: this runs on a shared 2-core box,
 so no combination of flags may turn a measurement into a soak test.
@@ -43,7 +43,7 @@ class Options:
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
     p = argparse.ArgumentParser(
-        prog="python -m bench.run",
+        prog="python -m bench.perf.run",
         description="Benchmark a deployed pgha stack; reports go to bench/results/.",
     )
     p.add_argument("--stack", default="dev", help="Pulumi stack to measure (default: dev)")

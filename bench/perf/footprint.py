@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import BenchError
-from bench.containers import Docker
+from bench.perf.containers import Docker
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.anchors import start_write_twins
 from bench.common import api_containers, log
-from bench.context import Bench
-from bench.tools import combine_http
+from bench.perf.anchors import start_write_twins
+from bench.perf.context import Bench
+from bench.perf.tools import combine_http
 
 
 @dataclass(frozen=True)

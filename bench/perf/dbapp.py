@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 COLUMNS = "id, name, description, price, stock, version, updated_at"
 
-# The API's statements, character for character (service/app/db/database.py; a unit test compares).
+# The API's statements, character for character (service/app/db/sql.py; a unit test compares).
 READ_ONE = f"""
 SELECT pg_is_in_recovery(), {", ".join("p." + c for c in COLUMNS.split(", "))}
 FROM (SELECT 1) AS one LEFT JOIN products AS p ON p.id = %s

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import BenchError, ratio
-from bench.footprint import cpu_table, memory_table
-from bench.tools import http_failures
+from bench.perf.footprint import cpu_table, memory_table
+from bench.perf.tools import http_failures
 
 MATPLOTLIB_PIN = "matplotlib==3.11.2"
 

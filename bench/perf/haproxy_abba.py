@@ -1,6 +1,6 @@
 """Two HAProxy configs side by side on one stack, in ABBA order, on the API's write paths.
 
-``python -m bench.haproxy_abba --stack perf --after-cfg FILE [--before-cfg FILE]`` starts two
+``python -m bench.perf.haproxy_abba --stack perf --after-cfg FILE [--before-cfg FILE]`` starts two
 clones of the stack's HAProxy container (its image and environment, on the stack network,
 each under its own name and with its HTTP frontend on its own published port), the first
 with the stack's own rendered config (or ``--before-cfg``), the second with ``--after-cfg``.
@@ -28,14 +28,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.anchors import direct_dsn
-from bench.common import api_containers, log, run, utc_now, wait_http_ok
-from bench.containers import Docker, cpu_seconds
-from bench.data import delete_products
-from bench.tools import http_failures, parse_wrk, wrk_command
+from bench.common import RESULTS_DIR, api_containers, log, run, utc_now, wait_http_ok
+from bench.perf.anchors import direct_dsn
+from bench.perf.containers import Docker, cpu_seconds
+from bench.perf.data import delete_products
+from bench.perf.tools import http_failures, parse_wrk, wrk_command
 from pgha_testkit.stack import Outputs, load_outputs
 
-RESULTS = Path(__file__).with_name("results")
+RESULTS = RESULTS_DIR
 CFG_ENV = "PGHA_HAPROXY_CFG"
 
 

@@ -1,6 +1,6 @@
 """Two API images side by side on one stack, in ABBA order: the before/after of a change.
 
-``python -m bench.image_abba --stack perf --before IMAGE [--after IMAGE]`` starts one twin
+``python -m bench.perf.image_abba --stack perf --before IMAGE [--after IMAGE]`` starts one twin
 of an API instance per image (or, with ``--env-a``/``--env-b KEY=VALUE``, one image with two
 settings, e.g. the sentinel mode's failover guard on and off): the instance's whole
 environment, on the stack's network, each on its own published port, never behind the HTTP
@@ -23,13 +23,13 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-from bench.common import log, run, utc_now
-from bench.containers import Docker, cpu_seconds
-from bench.data import delete_products, seed, warm_cache
-from bench.tools import http_failures, parse_wrk, wrk_command
+from bench.common import RESULTS_DIR, log, run, utc_now
+from bench.perf.containers import Docker, cpu_seconds
+from bench.perf.data import delete_products, seed, warm_cache
+from bench.perf.tools import http_failures, parse_wrk, wrk_command
 from pgha_testkit.stack import Outputs, load_outputs
 
-RESULTS = Path(__file__).with_name("results")
+RESULTS = RESULTS_DIR
 PHASES = ("hit", "miss", "post", "put")
 
 
