@@ -51,6 +51,7 @@ PROMETHEUS_TMPFS = {"/run/pgha-monitoring": "rw,noexec,nosuid,size=512m"}
 # the password comes from the exec's env, never argv or the server log (ALTER ... PASSWORD
 # with a literal is not logged unless log_statement is ddl, which pgha never sets).
 _ROLE_SQL = f"""
+SET client_min_messages = warning;
 SELECT NOT pg_is_in_recovery() AS writable \\gset
 \\if :writable
 \\getenv pw PGHA_MONITOR_PASSWORD
