@@ -6,6 +6,7 @@ import json
 
 from infra.haproxy_cfg import ProxyTopology, render
 from infra.monitoring_cfg import Members, exporters, render_alertmanager, render_prometheus, targets
+from pgha_testkit.alerts import describe, overview_url
 
 
 def _jobs(members: Members) -> dict[str, list[tuple[str, str]]]:
@@ -89,3 +90,26 @@ def test_haproxy_serves_its_exporter_only_with_monitoring() -> None:
     )
     assert "prometheus-exporter" not in plain
     assert "bind *:8405" in monitored and "use-service prometheus-exporter" in monitored
+
+
+def test_make_alerts_lists_critical_alerts_first_with_their_member() -> None:
+    alerts = [
+        {
+            "labels": {"alertname": "ApiInstanceDown", "severity": "warning", "node": "api-2"},
+            "annotations": {"summary": "API instance api-2 does not answer."},
+            "startsAt": "2026-12-08T00:10:00.123Z",
+        },
+        {
+            "labels": {"alertname": "PostgresNotExactlyOnePrimary", "severity": "critical"},
+            "annotations": {"summary": "0 writable primaries (want exactly 1)."},
+            "startsAt": "2026-12-08T00:11:00Z",
+        },
+    ]
+    lines = describe(alerts)
+    assert lines[0].split()[:3] == ["critical", "PostgresNotExactlyOnePrimary", "cluster"]
+    assert lines[1].split()[:3] == ["warning", "ApiInstanceDown", "api-2"]
+    assert "since 2026-12-08 00:10:00Z" in lines[1]
+
+
+def test_make_dashboard_prints_the_overview_console_under_prometheus() -> None:
+    assert overview_url("http://127.0.0.1:9090/") == "http://127.0.0.1:9090/consoles/pgha.html"
