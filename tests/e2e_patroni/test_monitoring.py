@@ -9,6 +9,7 @@ suite's other tests.
 
 from __future__ import annotations
 
+import json
 import time
 
 from infra import outputs as out
@@ -77,6 +78,22 @@ def test_a_leader_kill_fires_the_failover_and_primary_count_alerts_which_then_re
     assert patroni.wait_whole(deployment) != old
 
 
+def _maintenance(deployment: Deployment, node: str, on: bool) -> None:
+    """Patroni's maintenance mode, as `patronictl pause`/`resume` set it, seen by `node`.
+
+    Outside it, Patroni resumes a paused WAL replay at its next loop ("Resuming paused WAL
+    replay"), so the lag fault needs it for as long as the replay stays paused.
+    """
+    status, body = patroni.request(deployment, node, "PATCH", "/config", {"pause": on})
+    assert status == 200, body
+
+    def seen() -> bool:
+        _, state = patroni.request(deployment, node, "GET", "/patroni")
+        return bool(json.loads(state).get("pause", False)) is on
+
+    wait_until(seen, 30, f"{node} sees maintenance mode {on}")
+
+
 def test_paused_replay_under_writes_fires_the_lag_alert_which_resolves_on_resume(
     deployment: Deployment,
 ) -> None:
@@ -84,17 +101,24 @@ def test_paused_replay_under_writes_fires_the_lag_alert_which_resolves_on_resume
     replica = next(n for n in patroni.pg_nodes(deployment) if n != leader)
     watch = _watch(deployment)
     watch.wait_resolved("PostgresReplicationLagHigh", RESOLVE_TIMEOUT_S, node=replica)
-    with Load(deployment.api, f"lag-{time.monotonic_ns()}", LoadSpec(writers=1, readers=0)):
-        watch.started = time.monotonic()
-        deployment.sql(replica, "SELECT pg_wal_replay_pause()")
-        try:
-            fired = watch.wait_firing("PostgresReplicationLagHigh", FIRE_TIMEOUT_S, node=replica)
-        finally:
-            deployment.sql(replica, "SELECT pg_wal_replay_resume()")
-        resumed = time.monotonic()
-        watch.wait_resolved("PostgresReplicationLagHigh", RESOLVE_TIMEOUT_S, node=replica)
+    _maintenance(deployment, replica, True)
+    try:
+        with Load(deployment.api, f"lag-{time.monotonic_ns()}", LoadSpec(writers=1, readers=0)):
+            watch.started = time.monotonic()
+            deployment.sql(replica, "SELECT pg_wal_replay_pause()")
+            try:
+                fired = watch.wait_firing(
+                    "PostgresReplicationLagHigh", FIRE_TIMEOUT_S, node=replica
+                )
+            finally:
+                deployment.sql(replica, "SELECT pg_wal_replay_resume()")
+            resumed = time.monotonic()
+            watch.wait_resolved("PostgresReplicationLagHigh", RESOLVE_TIMEOUT_S, node=replica)
+    finally:
+        _maintenance(deployment, replica, False)
     record("alert_replication_lag_fired_seconds", round(fired, 1))
     record("alert_replication_lag_resolved_seconds", round(time.monotonic() - resumed, 1))
+    patroni.wait_whole(deployment)
 
 
 def test_a_stopped_redis_fires_redis_down(deployment: Deployment) -> None:
