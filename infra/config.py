@@ -7,11 +7,13 @@ so each key, its default and its validation are documented here and in the READM
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pulumi
 
+from infra.containers import DEFAULT_LIMITS, Limits, LogRotation, Scope
 from infra.placement import MultiHost, ServicePorts, parse
 from infra.sentinel_cfg import SentinelTimings
 
@@ -25,6 +27,10 @@ SECRET_KEYS = {
     # pgBackRest's repository cipher passphrase (pgha:backup): infra/backup.py.
     "backup": "backupPassphrase",
 }
+# Passwords are written unquoted into HAProxy's and Redis's config files, libpq passfiles
+# and pgBackRest's config, and percent-encoded into URLs: these characters are safe in
+# every one of them (no whitespace, quotes, `#`, `$`, `:` or backslash).
+SECRET_VALUE = re.compile(r"^[A-Za-z0-9._~!@%^&*()+=,;?/\[\]{}|<>-]{8,128}$")
 NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$")
 READ_FALLBACKS = ("none", "primary")
@@ -199,10 +205,17 @@ class StackConfig:
     restore: RestoreConfig | None = None
     # pgha:monitoring (infra/monitoring.py): Prometheus, Alertmanager and the exporters.
     monitoring: MonitoringConfig = MonitoringConfig()
+    # pgha:memoryLimitsMb over infra/containers.py's defaults, and pgha:logMaxSizeMb/Files.
+    limits: Mapping[str, Limits] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    logs: LogRotation = LogRotation()
 
     @property
     def replicas(self) -> list[str]:
         return [n for n in self.nodes if n != self.primary]
+
+    def scope(self, network: pulumi.Input[str], labels: Mapping[str, str]) -> Scope:
+        """Where a component's containers go, with this stack's limits and log rotation."""
+        return Scope(self.prefix, network, labels, self.limits, self.logs)
 
 
 def load() -> StackConfig:
@@ -292,7 +305,7 @@ def load() -> StackConfig:
         retain_data=cfg.get_bool("retainData") or False,
         api_workers=cfg.get_int("apiWorkers") or 1,
         api_replicas=api_replicas,
-        secrets=Secrets(**{field: cfg.require_secret(key) for field, key in SECRET_KEYS.items()}),
+        secrets=Secrets(**{field: _secret(cfg, key) for field, key in SECRET_KEYS.items()}),
         cache_mode=cache_mode,
         sentinel_timings=timings,
         cache_failover_guard=cfg.get_bool("cacheFailoverGuard") is not False,
@@ -300,7 +313,57 @@ def load() -> StackConfig:
         backup=backup,
         restore=restore,
         monitoring=_monitoring(cfg, multihost is not None),
+        limits=_limits(cfg),
+        logs=_logs(cfg),
     )
+
+
+def _limits(cfg: pulumi.Config) -> dict[str, Limits]:
+    raw = cfg.get_object("memoryLimitsMb") or {}
+    if not isinstance(raw, dict):
+        raise ValueError("pgha:memoryLimitsMb must be an object of role -> MiB")
+    limits = dict(DEFAULT_LIMITS)
+    for role, mb in raw.items():
+        if role not in DEFAULT_LIMITS:
+            raise ValueError(
+                f"pgha:memoryLimitsMb names an unknown role {role!r}; roles: "
+                + ", ".join(sorted(DEFAULT_LIMITS))
+            )
+        if not isinstance(mb, int) or isinstance(mb, bool) or not 64 <= mb <= 262144:
+            raise ValueError(
+                f"pgha:memoryLimitsMb.{role} must be a whole number of MiB, 64 or more"
+            )
+        limits[role] = Limits(mb)
+    return limits
+
+
+def _logs(cfg: pulumi.Config) -> LogRotation:
+    size = cfg.get_int("logMaxSizeMb") or LogRotation.max_size_mb
+    files = cfg.get_int("logMaxFiles") or LogRotation.max_files
+    if not 1 <= size <= 1024 or not 1 <= files <= 100:
+        raise ValueError("pgha:logMaxSizeMb must be 1 to 1024 and pgha:logMaxFiles 1 to 100")
+    return LogRotation(size, files)
+
+
+def check_secret(key: str, value: str) -> None:
+    """Refuses a password that some file it is written into would misread (never shows it)."""
+    if not SECRET_VALUE.match(value):
+        raise ValueError(
+            f"pgha:{key} must be 8 to 128 characters of A-Z a-z 0-9 and "
+            "._~!@%^&*()+=,;?/[]{}|<>- "
+            "(it is written unquoted into HAProxy, Redis and libpq files); "
+            "`make up` generates one"
+        )
+
+
+def _secret(cfg: pulumi.Config, key: str) -> pulumi.Output[str]:
+    # The plain value is read once, only to check it; what components get stays an Output
+    # from require_secret, so it is secret in the state and the logs.
+    value = cfg.require_secret(key)
+    plain = pulumi.runtime.get_config(f"{cfg.name}:{key}")
+    if isinstance(plain, str):
+        check_secret(key, plain)
+    return value
 
 
 def _backup(cfg: pulumi.Config, multihost: bool) -> BackupConfig:

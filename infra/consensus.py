@@ -4,8 +4,10 @@ Why three members: etcd (Raft) answers only with a majority, so three tolerate o
 member down while a leader lock can never be granted twice; with two down Patroni's
 failsafe mode keeps the current leader as long as it reaches every PostgreSQL node.
 Each member is one container (`pgha-<stack>-etcd-N`) with its own volume, on the
-stack network under its alias `etcd-N`, and is never published on the host: only the
-PostgreSQL nodes talk to it. Members are configured with ETCD_* env only.
+stack network under its alias `etcd-N`. On one host it is not published: only the
+PostgreSQL nodes talk to it. Across hosts (pgha:hosts) its client and peer ports are
+published on its host's address (docs/multihost.md lists who must reach them). Members
+are configured with ETCD_* env only.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Each container is hardened the same way: every capability dropped (the
 servers run as non-root users and bind unprivileged ports, so they need none),
 `no-new-privileges`, a read-only root filesystem with tmpfs where the server
 writes, an init process, the stack's labels, one network with role aliases,
-and ports published only on the given address. Creation waits for the image's
-HEALTHCHECK to pass, so dependants start only once this container can serve.
+ports published only on the given address, a memory ceiling per role, and
+rotated logs. Creation waits for the image's HEALTHCHECK to pass, so dependants start
+only once this container can serve.
 """
 
 from __future__ import annotations
@@ -26,6 +27,44 @@ class Port:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """A container's memory ceiling in MiB, with no swap beyond it.
+
+    No process ceiling: the provider has no --pids-limit, and RLIMIT_NPROC is not one (it
+    counts every process of the user id on the whole host, and the images' system users
+    share uid 100, so a ceiling per container broke Redis's start beside other stacks).
+    """
+
+    memory_mb: int
+
+
+# Each role's ceiling: its measured peak on the test stacks with room to spare, so a leak
+# or a runaway query kills one container instead of the host (pgha:memoryLimitsMb).
+DEFAULT_LIMITS = {
+    # shared_buffers 128MB, work_mem per sort, Patroni, pgBackRest's archive-push workers.
+    "postgres": Limits(2048),
+    "api": Limits(512),
+    "haproxy": Limits(256),
+    # maxmemory 256mb of cache, plus a replica's full sync buffer.
+    "redis": Limits(512),
+    "sentinel": Limits(128),
+    "etcd": Limits(512),
+    # pgBackRest's backup and restore processes, compressing in parallel.
+    "backup": Limits(1024),
+}
+# A role without its own entry (a new component) still gets a ceiling.
+FALLBACK_LIMITS = Limits(512)
+
+
+@dataclass(frozen=True)
+class LogRotation:
+    """Docker's json-file logs, rotated so a chatty container cannot fill the host's disk."""
+
+    max_size_mb: int = 10
+    max_files: int = 3
+
+
+@dataclass(frozen=True)
 class Scope:
     """Where every component's containers go: one per stack, in each component's args."""
 
@@ -34,6 +73,12 @@ class Scope:
     network: pulumi.Input[str]
     # The stack's labels, which `pulumi destroy` checks and the tests select by.
     labels: Mapping[str, str]
+    # Per role; a role missing here gets FALLBACK_LIMITS.
+    limits: Mapping[str, Limits] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    logs: LogRotation = LogRotation()
+
+    def limits_of(self, role: str) -> Limits:
+        return self.limits.get(role, FALLBACK_LIMITS)
 
 
 @dataclass
@@ -107,6 +152,8 @@ def env_list(envs: Mapping[str, pulumi.Input[str]]) -> list[pulumi.Input[str]]:
 
 
 def container_args(spec: ContainerSpec) -> docker.ContainerArgs:
+    limits = spec.scope.limits_of(spec.role)
+    logs = spec.scope.logs
     return docker.ContainerArgs(
         name=spec.name,
         image=spec.image,
@@ -127,6 +174,10 @@ def container_args(spec: ContainerSpec) -> docker.ContainerArgs:
         read_only=True,
         capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
         security_opts=["no-new-privileges"],
+        memory=limits.memory_mb,
+        memory_swap=limits.memory_mb,
+        log_driver="json-file",
+        log_opts={"max-size": f"{logs.max_size_mb}m", "max-file": str(logs.max_files)},
         init=True,
         restart="unless-stopped",
         labels=label_args(spec.labels),

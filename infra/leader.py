@@ -13,8 +13,9 @@ moves nothing), and `read` does the same on `pulumi refresh` (the stack output, 
 the program's, follows at the next up).
 
 Why a dynamic resource, like ClusterRole: the calls run inside a node container
-(`docker exec`, against its own REST API on 127.0.0.1), because Patroni's API is
-published nowhere; the password comes from the container's env, never a command line.
+(`docker exec`, against its own REST API on 127.0.0.1): on one host Patroni's API is not
+published, and across hosts the password still never leaves the node containers' env
+(it is never a command line).
 """
 
 from __future__ import annotations

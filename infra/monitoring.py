@@ -44,8 +44,9 @@ from infra.patroni_cfg import MONITOR_USER
 APP_DB = "pgha"
 TMPFS = {"/run/pgha-monitoring": "rw,noexec,nosuid,size=16m"}
 # Prometheus keeps its TSDB on tmpfs (read-only root, and a lab's metrics need not outlive
-# the container): a day of this stack's series is well under this.
-PROMETHEUS_TMPFS = {"/run/pgha-monitoring": "rw,noexec,nosuid,size=512m"}
+# the container). tmpfs pages count against the container's memory ceiling (the fallback
+# 512 MiB of infra/containers.py), so retention is 12 h (the entrypoint), well under this.
+PROMETHEUS_TMPFS = {"/run/pgha-monitoring": "rw,noexec,nosuid,size=256m"}
 
 # Runs as postgres in every node: only the writable primary creates or updates the role;
 # the password comes from the exec's env, never argv or the server log (ALTER ... PASSWORD

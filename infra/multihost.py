@@ -27,7 +27,6 @@ from infra.api import Api, ApiArgs
 from infra.cache import Cache, CacheArgs
 from infra.config import StackConfig
 from infra.consensus import Consensus, ConsensusArgs, MemberSite
-from infra.containers import Scope
 from infra.haproxy_cfg import PATRONI_CHECKS, READ_PORT, WRITE_PORT, ProxyTopology
 from infra.hosts import Hosts, HostsArgs
 from infra.patroni import NodeSite, PatroniCluster, PatroniClusterArgs
@@ -52,7 +51,7 @@ def _consensus(cfg: StackConfig, mh: MultiHost, hosts: Hosts, labels: dict[str, 
     return Consensus(
         "etcd",
         ConsensusArgs(
-            scope=Scope(cfg.prefix, hosts.networks[first], labels),
+            scope=cfg.scope(hosts.networks[first], labels),
             image=hosts.images[first]["etcd"],
             retain_data=cfg.retain_data,
             sites=sites,
@@ -82,7 +81,7 @@ def _cluster(
             **vars(
                 cluster_args(
                     cfg,
-                    Scope(cfg.prefix, hosts.networks[first], labels),
+                    cfg.scope(hosts.networks[first], labels),
                     hosts.images[first]["postgres"],
                     hosts.subnets[first],
                     "",
@@ -127,7 +126,7 @@ def _proxy_site(
     """
     host = site.host
     address = mh.hosts[host].address
-    scope = Scope(cfg.prefix, hosts.networks[host], labels)
+    scope = cfg.scope(hosts.networks[host], labels)
     endpoints = tuple((n, mh.host_of(n).address, *mh.node_ports(n)) for n in cfg.nodes)
     proxy = Proxy(
         site.haproxy,
@@ -207,7 +206,7 @@ def deploy(cfg: StackConfig) -> None:
     cache = Cache(
         "redis",
         CacheArgs(
-            scope=Scope(cfg.prefix, hosts.networks[redis_host], labels),
+            scope=cfg.scope(hosts.networks[redis_host], labels),
             image=hosts.images[redis_host]["redis"],
             password=cfg.secrets.redis,
             bind_address=redis_address,

@@ -5,6 +5,8 @@ output is a single edit that the test suite follows. The connection-string build
 live here too: the API's env and the exported DSNs must never drift apart.
 """
 
+from urllib.parse import quote
+
 from pulumi import Input, Output
 
 API_URL = "api_url"
@@ -53,14 +55,23 @@ RESTORE_LSN = "restore_lsn"
 STACK_LABEL = "pgha.stack"
 
 
+def _userinfo(value: Input[str]) -> Output[str]:
+    # A password may hold `@`, `/`, `%` or `?`, which would end the userinfo part of a URL.
+    return Output.from_input(value).apply(lambda v: quote(v, safe=""))
+
+
 def postgres_dsn(password: Input[str], address: Input[str]) -> Output[str]:
     """The API's DSN to the `pgha` database at `address` (host:port), as a secret."""
-    return Output.secret(Output.format("postgresql://pgha:{0}@{1}/pgha", password, address))
+    return Output.secret(
+        Output.format("postgresql://pgha:{0}@{1}/pgha", _userinfo(password), address)
+    )
 
 
 def redis_url(user: Input[str], password: Input[str], address: Input[str]) -> Output[str]:
     """A Redis URL for an ACL user at `address` (host:port), database 0, as a secret."""
-    return Output.secret(Output.format("redis://{0}:{1}@{2}/0", user, password, address))
+    return Output.secret(
+        Output.format("redis://{0}:{1}@{2}/0", _userinfo(user), _userinfo(password), address)
+    )
 
 
 # pgha:hosts only: logical name (node, etcd member, haproxy, redis, api-N) -> host name,

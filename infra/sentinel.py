@@ -27,6 +27,7 @@ from pulumi import dynamic
 from infra.containers import ContainerSpec, Scope, declare
 from infra.sentinel_cfg import (
     API_USER,
+    SENTINEL_CLIENT_USER,
     SENTINEL_PORT,
     SERVICE,
     SentinelTimings,
@@ -56,7 +57,7 @@ class SentinelCacheArgs:
 
 
 def sentinel_password(secret: pulumi.Output[str]) -> pulumi.Output[str]:
-    """What a client presents to a Sentinel (the API's PGHA_REDIS_SENTINEL_PASSWORD)."""
+    """The Sentinels' default user's password: the other Sentinels and the health check."""
     # `secret` comes from require_secret: what is derived from it stays secret.
     return secret.apply(lambda s: derive_password(s, "sentinel"))
 
@@ -131,8 +132,8 @@ def _redis_conf(node: str, primary: str, maxmemory: str, passwords: list[str]) -
 def _sentinel_conf(
     name: str, run_id: str, primary: str, timings: SentinelTimings, passwords: list[str]
 ) -> str:
-    auth, client = passwords
-    return render_sentinel(name, run_id, primary, auth, client, timings)
+    auth, admin, client = passwords
+    return render_sentinel(name, run_id, primary, auth, admin, timings, client)
 
 
 class SentinelCache(pulumi.ComponentResource):
@@ -150,6 +151,8 @@ class SentinelCache(pulumi.ComponentResource):
         replication = secret.apply(lambda s: derive_password(s, "replication"))
         sentinel_auth = secret.apply(lambda s: derive_password(s, "sentinel-auth"))
         client_auth = sentinel_password(secret)
+        # What the API and a starting node present: SENTINEL_CLIENT_USER's password.
+        asker_auth = secret.apply(lambda s: derive_password(s, "sentinel-client"))
         nodes = node_names(args.nodes)
         initial_primary = nodes[0]
         self.containers = {}
@@ -171,7 +174,8 @@ class SentinelCache(pulumi.ComponentResource):
                     "PGHA_REDIS_SENTINELS": ",".join(
                         f"{s}:{SENTINEL_PORT}" for s in sentinel_names(args.sentinels)
                     ),
-                    "PGHA_REDIS_SENTINEL_PASSWORD": client_auth,
+                    "PGHA_REDIS_SENTINEL_USERNAME": SENTINEL_CLIENT_USER,
+                    "PGHA_REDIS_SENTINEL_PASSWORD": asker_auth,
                     "PGHA_HEALTH_USER": API_USER,
                     "PGHA_HEALTH_PASSWORD": secret,
                 },
@@ -184,7 +188,7 @@ class SentinelCache(pulumi.ComponentResource):
             self.containers[node] = container.name
         sentinels: dict[str, pulumi.Output[str]] = {}
         for sentinel in sentinel_names(args.sentinels):
-            conf = pulumi.Output.all(sentinel_auth, client_auth).apply(
+            conf = pulumi.Output.all(sentinel_auth, client_auth, asker_auth).apply(
                 functools.partial(
                     _sentinel_conf,
                     sentinel,
@@ -216,7 +220,8 @@ class SentinelCache(pulumi.ComponentResource):
         self.redis_address: pulumi.Input[str] = "sentinel:6379"
         self.api_env: dict[str, pulumi.Input[str]] = {
             "PGHA_REDIS_SENTINELS": ",".join(self.endpoints),
-            "PGHA_REDIS_SENTINEL_PASSWORD": client_auth,
+            "PGHA_REDIS_SENTINEL_USERNAME": SENTINEL_CLIENT_USER,
+            "PGHA_REDIS_SENTINEL_PASSWORD": asker_auth,
             "PGHA_CACHE_FAILOVER_GUARD": str(args.failover_guard).lower(),
             # A write waits up to 1 s for its fence rather than the reads' 50 ms: a fence
             # that times out is queued, and until it is replayed other instances can serve

@@ -26,6 +26,9 @@ SERVICE = "pgha"
 API_USER = "pgha"
 REPLICATION_USER = "pgha-replica"
 SENTINEL_USER = "pgha-sentinel"
+# The API's (and a starting node's) user on the Sentinels: it may ask where the primary is
+# and nothing else, so a compromised API cannot SENTINEL FAILOVER, SET or REMOVE.
+SENTINEL_CLIENT_USER = "pgha-client"
 REDIS_DIR = "/tmp/pgha-redis"
 SENTINEL_DIR = "/tmp/pgha-sentinel"
 
@@ -39,6 +42,13 @@ REPLICATION_RULES = "+psync +replconf +ping"
 SENTINEL_RULES = (
     "allchannels +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish "
     "+info +client|setname +client|kill +script|kill"
+)
+
+# What redis-py's Sentinel client and the nodes' entrypoint run: the primary's address and
+# state (MASTERS, MASTER, GET-MASTER-ADDR-BY-NAME), a PING and CLIENT SETNAME on connect.
+SENTINEL_CLIENT_RULES = (
+    "-@all +sentinel|get-master-addr-by-name +sentinel|masters +sentinel|master "
+    "+ping +client|setname"
 )
 
 
@@ -137,14 +147,17 @@ def render_sentinel(
     auth_password: str,
     sentinel_password: str,
     timings: SentinelTimings,
+    client_password: str,
 ) -> str:
     """sentinel.conf of one Sentinel.
 
-    `auth_password` is Sentinel's ACL password on the nodes; `sentinel_password` is what
-    clients (the API, the other Sentinels) must present to run any Sentinel command.
+    `auth_password` is Sentinel's ACL password on the nodes; `sentinel_password` is the
+    default user's, which the other Sentinels present and which may run every command;
+    `client_password` is SENTINEL_CLIENT_USER's, which may only ask for the primary.
     """
     _check_password(auth_password)
     _check_password(sentinel_password)
+    _check_password(client_password)
     if len(run_id) != 40 or any(c not in "0123456789abcdef" for c in run_id):
         raise ValueError("a Sentinel run id is 40 lowercase hex digits")
     if not 1 <= timings.quorum:
@@ -164,6 +177,7 @@ def render_sentinel(
                 # Every Sentinel command needs this password, also between Sentinels.
                 f"requirepass {sentinel_password}",
                 f"sentinel sentinel-pass {sentinel_password}",
+                f"user {SENTINEL_CLIENT_USER} on >{client_password} {SENTINEL_CLIENT_RULES}",
                 f"sentinel monitor {SERVICE} {primary} {REDIS_PORT} {timings.quorum}",
                 f"sentinel auth-user {SERVICE} {SENTINEL_USER}",
                 f"sentinel auth-pass {SERVICE} {auth_password}",

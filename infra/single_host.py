@@ -44,7 +44,7 @@ def deploy(cfg: StackConfig) -> None:
     )
     # Docker picks the subnet; pg_hba admits it and rejects its gateway (the host).
     ipam = network.ipam_configs.apply(lambda c: c[0])
-    scope = Scope(prefix=cfg.prefix, network=network.name, labels=labels)
+    scope = cfg.scope(network.name, labels)
     patroni = cfg.failover_mode == "patroni"
     sentinel = cfg.cache_mode == "sentinel"
     images = Images(

@@ -52,6 +52,8 @@ class Deployment:
     # A stack spread over hosts (pgha:hosts): host name -> its engine's client. Which host
     # a container is on comes from the `placement` output; empty: all on `docker`.
     engines: dict[str, DockerClient] = field(default_factory=dict)
+    # The command lines seen on this host during the first `up` (pgha_testkit.argv), if sampled.
+    bootstrap_argvs: frozenset[bytes] = frozenset()
 
     @classmethod
     def throwaway(cls, node_names: Sequence[str]) -> Deployment:

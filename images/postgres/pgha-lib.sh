@@ -13,8 +13,10 @@ PGHA_APP_USER=${PGHA_APP_USER:-pgha}
 PGHA_PORT=${PGHA_PORT:-5432}
 PGHA_ROLE_PORT=${PGHA_ROLE_PORT:-8008}
 DESIRED_FILE=$PGHA_DATA_ROOT/pgha.desired
-PASSFILE=$PGHA_DATA_ROOT/.pgpass
 SOCKET_DIR=/var/run/postgresql
+# On the socket tmpfs, not the volume: a volume kept by pgha:retainData outlives the stack,
+# and the replication password must not outlive it with it.
+PASSFILE=$SOCKET_DIR/pgha.pgpass
 
 log() { echo "pgha[$PGHA_NODE]: $*" >&2; }
 
@@ -52,6 +54,8 @@ write_desired() {
 # that pg_stat_wal_receiver or the logs could show.
 write_passfile() {
   umask 077
+  # Volumes from before the passfile moved to tmpfs still hold a copy.
+  rm -f "$PGHA_DATA_ROOT/.pgpass"
   {
     echo "*:*:*:replicator:${PGHA_REPLICATION_PASSWORD:?PGHA_REPLICATION_PASSWORD is required}"
     echo "*:*:*:rewinder:${PGHA_REPLICATION_PASSWORD}"
@@ -247,8 +251,9 @@ restore_primary() {
 # and where recovery ended, for the stack's outputs.
 finish_restore() {
   until [ "$(current_role)" = primary ]; do sleep 1; done
-  local_sql -v app_pw="$PGHA_APP_PASSWORD" -v repl_pw="$PGHA_REPLICATION_PASSWORD" \
-            -v app="$PGHA_APP_USER" <<'SQL'
+  local_sql -v app="$PGHA_APP_USER" <<'SQL'
+\getenv app_pw PGHA_APP_PASSWORD
+\getenv repl_pw PGHA_REPLICATION_PASSWORD
 ALTER ROLE replicator PASSWORD :'repl_pw';
 ALTER ROLE rewinder PASSWORD :'repl_pw';
 ALTER ROLE :"app" PASSWORD :'app_pw';

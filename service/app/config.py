@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     # cacheMode sentinel: set by infra; empty means one Redis at PGHA_REDIS_URL (single mode).
     redis_sentinels: str = ""
     redis_sentinel_service: str = "pgha"
+    # The Sentinels' ACL user that may only ask where the primary is (infra/sentinel_cfg.py);
+    # unset: the default user.
+    redis_sentinel_username: str | None = None
     redis_sentinel_password: SecretStr | None = None
     # Sentinel mode only: the cache epoch check, the grace period after a new primary and
     # primary reads while the cache is bypassed (service/README.md, "Cache failover").

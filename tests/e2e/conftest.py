@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from pgha_testkit.argv import ArgvSampler
 from pgha_testkit.deployment import Deployment
 
 
@@ -19,7 +20,10 @@ from pgha_testkit.deployment import Deployment
 def deployment() -> Iterator[Deployment]:
     deployed = Deployment.throwaway(os.environ.get("PGHA_TEST_NODES", "pg-0 pg-1").split())
     try:
-        deployed.up()
+        # Every command line of the first up, for tests/e2e/test_security.py.
+        with ArgvSampler() as sampler:
+            deployed.up()
+        deployed.bootstrap_argvs = frozenset(sampler.seen)
         yield deployed
     finally:
         left = deployed.teardown()

@@ -161,6 +161,17 @@ def test_no_password_appears_on_any_command_line(
     assert found == {}
 
 
+def test_no_password_appears_in_any_process_argv_during_the_first_up(
+    deployment: Deployment, passwords: dict[str, str]
+) -> None:
+    # initdb, psql and pg_basebackup live for a second or two during bootstrap; the sampler
+    # ran through the whole first `up` (tests/e2e/conftest.py), so it saw them.
+    seen = deployment.bootstrap_argvs
+    assert any(b"initdb" in argv or b"patroni" in argv for argv in seen), len(seen)
+    found = {key for argv in seen for key in leaked(argv, passwords)}
+    assert found == set()
+
+
 # --- PostgreSQL -----------------------------------------------------------------------
 
 

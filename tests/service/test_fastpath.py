@@ -168,6 +168,10 @@ def test_unknown_product_is_still_a_404_through_both_paths(
 
 
 # ------------------------------------------------------- pipelined connection
+# What these check is which reply reaches which caller and when the socket is replaced, not
+# latency: a 1 s budget keeps a loaded host (load 45 seen on 2 cores) from turning a lookup
+# into a timeout, which trips the breaker and makes every lookup a bypass. Only the late-
+# reply test keeps the 50 ms budget, since a timeout is what it needs.
 
 
 def test_concurrent_lookups_get_their_own_replies(stack: Stack) -> None:
@@ -179,7 +183,7 @@ def test_concurrent_lookups_get_their_own_replies(stack: Stack) -> None:
         lookups = await asyncio.gather(*(cache.lookup(pid) for pid in ids * 4))
         assert [lookup.body for lookup in lookups] == [b"body-%d" % n for n in range(50)] * 4
 
-    run_with_cache(stack.redis.url, body)
+    run_with_cache(stack.redis.url, body, redis_timeout_seconds=1.0)
 
 
 def test_a_late_reply_is_never_handed_to_the_next_caller(stack: Stack, rds: redis.Redis) -> None:
@@ -213,7 +217,7 @@ def test_a_connection_closed_by_redis_is_replaced(stack: Stack, rds: redis.Redis
         assert (await cache.lookup(pid)).status == "hit"
         assert pipe.connected and cache.breaker.closed
 
-    run_with_cache(stack.redis.url, body)
+    run_with_cache(stack.redis.url, body, redis_timeout_seconds=1.0)
 
 
 def test_a_tripped_breaker_drops_the_connection_and_recovery_restores_it(stack: Stack) -> None:
@@ -233,7 +237,7 @@ def test_a_tripped_breaker_drops_the_connection_and_recovery_restores_it(stack: 
         assert cache._pipe.connected  # warmed before the breaker closed
         assert (await cache.lookup(pid)).status == "hit"
 
-    run_with_cache(stack.redis.url, body)
+    run_with_cache(stack.redis.url, body, redis_timeout_seconds=1.0)
 
 
 def test_a_connection_dropped_by_redis_is_reopened_before_the_next_request(
@@ -263,7 +267,7 @@ def test_a_connection_dropped_by_redis_is_reopened_before_the_next_request(
         finally:
             loop.cancel()
 
-    run_with_cache(stack.redis.url, body)
+    run_with_cache(stack.redis.url, body, redis_timeout_seconds=1.0)
 
 
 def test_fills_and_fences_on_the_pipe_reload_a_flushed_script_cache(

@@ -21,12 +21,15 @@ import redis
 from app.cache.fence import Fence
 from app.cache.sentinel import NotDurable, PrimaryConfirmation, make_sentinel
 from app.cache.store import ProductCache
+from infra.sentinel_cfg import SENTINEL_CLIENT_RULES, SENTINEL_CLIENT_USER
 
 from .conftest import run_with_cache, settings_for
 from .servers import find_redis, free_port, wait_until
 
 PASSWORD = "sentinel-test-pw"
 SENTINEL_PASSWORD = "sentinel-cli-pw"
+# The API's own, restricted Sentinel user, as infra/sentinel_cfg.py renders it.
+CLIENT_PASSWORD = "sentinel-api-pw"
 
 
 @dataclass
@@ -75,7 +78,8 @@ class Pair:
     def options(self) -> dict[str, object]:
         return {
             "redis_sentinels": f"127.0.0.1:{self.sentinel}",
-            "redis_sentinel_password": SENTINEL_PASSWORD,
+            "redis_sentinel_username": SENTINEL_CLIENT_USER,
+            "redis_sentinel_password": CLIENT_PASSWORD,
             "cache_epoch_grace_seconds": 0,
             # What these tests check is the epoch, not latency: a generous budget keeps a
             # busy host from turning a fill into a timeout.
@@ -102,6 +106,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     conf.write_text(
         f"port {sentinel}\nbind 127.0.0.1\ndir {base}\nlogfile {base / 'sentinel.log'}\n"
         f"requirepass {SENTINEL_PASSWORD}\nsentinel sentinel-pass {SENTINEL_PASSWORD}\n"
+        f"user {SENTINEL_CLIENT_USER} on >{CLIENT_PASSWORD} {SENTINEL_CLIENT_RULES}\n"
         f"sentinel monitor pgha 127.0.0.1 {ports[0]} 1\n"
         f"sentinel auth-pass pgha {PASSWORD}\n"
         "sentinel down-after-milliseconds pgha 1000\nsentinel failover-timeout pgha 3000\n"
@@ -236,3 +241,21 @@ def test_a_fence_on_a_node_the_sentinels_do_not_call_primary_is_not_durable(pair
         assert confirm.fresh()
 
     run_with_cache(URL, body, **pair.options)
+
+
+def test_the_apis_sentinel_user_can_find_the_primary_and_change_nothing(pair: Pair) -> None:
+    with redis.Redis(
+        port=pair.sentinel, username=SENTINEL_CLIENT_USER, password=CLIENT_PASSWORD
+    ) as api:
+        _, port = api.execute_command("SENTINEL", "get-master-addr-by-name", "pgha")
+        assert int(port) == pair.primary()
+        for forbidden in (
+            ("SENTINEL", "FAILOVER", "pgha"),
+            ("SENTINEL", "SET", "pgha", "quorum", "5"),
+            ("SENTINEL", "REMOVE", "pgha"),
+            ("SENTINEL", "MONITOR", "evil", "127.0.0.1", "1", "1"),
+            ("ACL", "LIST"),
+        ):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                api.execute_command(*forbidden)
+    assert pair.primary() == int(port)

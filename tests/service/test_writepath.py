@@ -108,6 +108,9 @@ def test_invalid_bodies_get_fastapis_422_through_either_content_type(
         b"{not json",
         b"",
         b'{"name": "\xff"}',
+        # Deeper than the interpreter's recursion limit, far under the 1 MiB body limit.
+        b"[" * 200_000,
+        b'{"name": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_001,
     ]
     for bad in bad_bodies:
         for method, path in (("POST", "/products"), ("PUT", f"/products/{pid}")):

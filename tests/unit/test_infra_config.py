@@ -6,13 +6,14 @@ import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pulumi
 import pytest
 
-from infra import config
+from infra import config, outputs
 
-SECRETS = {f"pgha:{key}": "s3cret" for key in config.SECRET_KEYS.values()}
+SECRETS = {f"pgha:{key}": "s3cret-pass" for key in config.SECRET_KEYS.values()}
 
 
 class NoResources(pulumi.runtime.Mocks):
@@ -196,3 +197,55 @@ def test_a_restore_needs_the_source_passphrase_and_a_source() -> None:
         load(restoreFrom="dev")
     with pytest.raises(ValueError, match="needs pgha:restoreFrom"):
         load(restoreTarget="latest")
+
+
+@pytest.mark.parametrize(
+    "bad", ["short", "has space inside", "quote'd-password", "hash#password", "x" * 129]
+)
+def test_a_password_a_config_file_would_misread_is_refused_without_showing_it(bad: str) -> None:
+    pulumi.runtime.set_all_config({**SECRETS, "pgha:redisPassword": bad}, secret_keys=list(SECRETS))
+    with pytest.raises(ValueError, match="pgha:redisPassword must be") as refused:
+        config.load()
+    assert bad not in str(refused.value)
+
+
+@pulumi.runtime.test
+def test_a_password_with_url_delimiters_is_percent_encoded_in_the_connection_urls() -> Any:
+    password = "p@ss/w%rd?x"
+    config.check_secret("postgresPassword", password)
+
+    def check(urls: list[str]) -> None:
+        for url in urls:
+            parts = urlsplit(url)
+            assert unquote(parts.password or "") == password
+            assert parts.hostname in {"haproxy", "redis"}
+
+    return pulumi.Output.all(
+        outputs.postgres_dsn(password, "haproxy:5000"),
+        outputs.redis_url("pgha-api", password, "redis:6379"),
+    ).apply(check)
+
+
+def test_every_role_has_a_memory_ceiling_and_a_change_replaces_only_that_role() -> None:
+    from infra.containers import DEFAULT_LIMITS
+
+    cfg = load(memoryLimitsMb={"postgres": 4096})
+    assert cfg.limits["postgres"].memory_mb == 4096
+    assert {r: v for r, v in cfg.limits.items() if r != "postgres"} == {
+        r: v for r, v in DEFAULT_LIMITS.items() if r != "postgres"
+    }
+    assert cfg.logs.max_size_mb == 10 and cfg.logs.max_files == 3
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"memoryLimitsMb": {"postgress": 1024}}, "unknown role 'postgress'"),
+        ({"memoryLimitsMb": {"api": 8}}, "memoryLimitsMb.api"),
+        ({"memoryLimitsMb": [1]}, "must be an object"),
+        ({"logMaxFiles": 1000}, "logMaxFiles"),
+    ],
+)
+def test_bad_limits_are_refused_with_the_key_named(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load(**values)

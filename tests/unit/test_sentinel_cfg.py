@@ -57,11 +57,15 @@ def test_a_password_that_would_break_a_config_line_is_refused(bad: str) -> None:
     with pytest.raises(ValueError):
         render_redis("redis-0", "redis-0", bad, "repl", "sent")
     with pytest.raises(ValueError):
-        render_sentinel("sentinel-0", RUN_ID, "redis-0", "auth", bad, SentinelTimings())
+        render_sentinel(
+            "sentinel-0", RUN_ID, "redis-0", "auth", bad, SentinelTimings(), "client-pw"
+        )
 
 
 def test_sentinel_monitors_the_initial_primary_with_a_majority_quorum() -> None:
-    conf = lines(render_sentinel("sentinel-1", RUN_ID, "redis-0", "a", "c", SentinelTimings()))
+    conf = lines(
+        render_sentinel("sentinel-1", RUN_ID, "redis-0", "a", "c", SentinelTimings(), "client-pw")
+    )
     assert "sentinel monitor pgha redis-0 6379 2" in conf
     # The per-primary settings must follow the monitor line, or Sentinel rejects them.
     monitor = conf.index("sentinel monitor pgha redis-0 6379 2")
@@ -69,15 +73,39 @@ def test_sentinel_monitors_the_initial_primary_with_a_majority_quorum() -> None:
 
 
 def test_sentinel_authenticates_to_the_nodes_and_requires_a_password_itself() -> None:
-    conf = lines(render_sentinel("sentinel-0", RUN_ID, "redis-0", "auth", "cli", SentinelTimings()))
+    conf = lines(
+        render_sentinel(
+            "sentinel-0", RUN_ID, "redis-0", "auth", "cli", SentinelTimings(), "client-pw"
+        )
+    )
     assert "sentinel auth-user pgha pgha-sentinel" in conf
     assert "sentinel auth-pass pgha auth" in conf
     assert "requirepass cli" in conf
     assert "sentinel sentinel-pass cli" in conf
 
 
+def test_the_apis_sentinel_user_may_only_ask_where_the_primary_is() -> None:
+    conf = lines(
+        render_sentinel("sentinel-0", RUN_ID, "redis-0", "a", "c", SentinelTimings(), "api")
+    )
+    (user,) = [line for line in conf if line.startswith("user ")]
+    rules = user.split()
+    assert rules[:4] == ["user", "pgha-client", "on", ">api"]
+    assert rules[4] == "-@all"
+    granted = {r for r in rules[5:] if r.startswith("+")}
+    assert granted == {
+        "+sentinel|get-master-addr-by-name",
+        "+sentinel|masters",
+        "+sentinel|master",
+        "+ping",
+        "+client|setname",
+    }
+
+
 def test_sentinel_announces_and_resolves_names() -> None:
-    conf = lines(render_sentinel("sentinel-2", RUN_ID, "redis-0", "a", "c", SentinelTimings()))
+    conf = lines(
+        render_sentinel("sentinel-2", RUN_ID, "redis-0", "a", "c", SentinelTimings(), "client-pw")
+    )
     assert "sentinel announce-ip sentinel-2" in conf
     assert "sentinel resolve-hostnames yes" in conf
     assert "sentinel announce-hostnames yes" in conf
@@ -86,7 +114,7 @@ def test_sentinel_announces_and_resolves_names() -> None:
 
 def test_timings_reach_the_config() -> None:
     timings = SentinelTimings(down_after_ms=1500, failover_timeout_ms=9000)
-    conf = lines(render_sentinel("sentinel-0", RUN_ID, "redis-0", "a", "c", timings))
+    conf = lines(render_sentinel("sentinel-0", RUN_ID, "redis-0", "a", "c", timings, "client-pw"))
     assert "sentinel down-after-milliseconds pgha 1500" in conf
     assert "sentinel failover-timeout pgha 9000" in conf
 
@@ -95,7 +123,9 @@ def test_a_run_id_is_stable_per_sentinel_and_distinct_between_them() -> None:
     assert sentinel_id("p", "sentinel-0") == sentinel_id("p", "sentinel-0")
     assert sentinel_id("p", "sentinel-0") != sentinel_id("p", "sentinel-1")
     with pytest.raises(ValueError):
-        render_sentinel("sentinel-0", "not-hex", "redis-0", "a", "c", SentinelTimings())
+        render_sentinel(
+            "sentinel-0", "not-hex", "redis-0", "a", "c", SentinelTimings(), "client-pw"
+        )
 
 
 def test_derived_passwords_differ_by_role_and_do_not_reveal_the_secret() -> None:

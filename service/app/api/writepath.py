@@ -82,7 +82,9 @@ def parse_body(body: bytes) -> ProductIn | None:
     """
     try:
         data: object = json.loads(body)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+    except (ValueError, RecursionError):
+        # JSONDecodeError and UnicodeDecodeError alike; RecursionError for nesting deeper
+        # than the interpreter's stack (a few kB of `[` do it, far under the size limit).
         return None
     if not isinstance(data, dict):
         return None

@@ -155,6 +155,7 @@ def make_sentinel(settings: Settings) -> Sentinel:
     return Sentinel(  # type: ignore[no-untyped-call]
         parse_sentinels(settings.redis_sentinels),
         sentinel_kwargs={
+            "username": settings.redis_sentinel_username,
             "password": password.get_secret_value() if password else None,
             "socket_timeout": SENTINEL_TIMEOUT_SECONDS,
             "socket_connect_timeout": SENTINEL_TIMEOUT_SECONDS,
