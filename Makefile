@@ -6,7 +6,7 @@ STACK ?= dev
 PGHA_TEST_NODES ?= pg-0 pg-1
 ENV := source scripts/env.sh &&
 
-.PHONY: setup up down destroy backup backups restore test test-fast test-unit test-service test-e2e test-e2e-patroni test-e2e-sentinel test-e2e-multihost hosts-up hosts-down lint failover patronictl shell preview outputs clean bench chaos chaos-patroni bench-multihost chaos-sentinel sentinel-failover docs docs-build docs-figures
+.PHONY: setup up down destroy backup backups restore test test-fast test-unit test-service test-e2e test-e2e-patroni test-e2e-sentinel test-e2e-multihost alerts dashboard hosts-up hosts-down lint failover patronictl shell preview outputs clean bench chaos chaos-patroni bench-multihost chaos-sentinel sentinel-failover docs docs-build docs-figures
 
 setup:
 	./scripts/setup.sh
@@ -20,11 +20,19 @@ preview: setup
 outputs:
 	$(ENV) pulumi stack output --stack $(STACK)
 
+# pgha:monitoring: the alerts firing now (Alertmanager's API), and the URL of the cluster
+# overview page Prometheus serves (docs/observability.md).
+alerts:
+	@$(ENV) python -m pgha_testkit.alerts alerts --stack $(STACK)
+
+dashboard:
+	@$(ENV) python -m pgha_testkit.alerts dashboard --stack $(STACK)
+
 # pulumi_docker's Image leaves its tags behind on destroy; drop them too (the
 # layers stay as build cache, so the next `make up` builds in seconds).
 down destroy:
 	$(ENV) pulumi destroy --yes --stack $(STACK)
-	-docker image rm --no-prune $(foreach r,postgres haproxy redis api etcd redis-ha,pgha-$(STACK)-$(r):latest) 2>/dev/null
+	-docker image rm --no-prune $(foreach r,postgres haproxy redis api etcd redis-ha monitoring,pgha-$(STACK)-$(r):latest) 2>/dev/null
 	@if docker volume inspect pgha-$(STACK)-backup-data >/dev/null 2>&1; then \
 	  echo "kept the backup repository: volume pgha-$(STACK)-backup-data (restore from it with pgha:restoreFrom $(STACK); remove it with docker volume rm)"; fi
 

@@ -151,6 +151,30 @@ def _restore(cfg: pulumi.Config, backup: BackupConfig) -> RestoreConfig | None:
 
 
 @dataclass(frozen=True)
+class MonitoringConfig:
+    """pgha:monitoring and the host ports of Prometheus and Alertmanager (127.0.0.1 only)."""
+
+    # Off until its CPU cost on the 2-core test host decides the default (docs/observability.md).
+    enabled: bool = False
+    prometheus_port: int = 9090
+    alertmanager_port: int = 9093
+
+
+def _monitoring(cfg: pulumi.Config, multihost: bool) -> MonitoringConfig:
+    defaults = MonitoringConfig()
+    enabled = cfg.get_bool("monitoring") or False
+    if enabled and multihost:
+        raise ValueError("pgha:monitoring is not supported with pgha:hosts yet; set it false")
+    ports = (
+        cfg.get_int("prometheusPort") or defaults.prometheus_port,
+        cfg.get_int("alertmanagerPort") or defaults.alertmanager_port,
+    )
+    if len(set(ports)) != 2 or not all(1 <= p <= 65535 for p in ports):
+        raise ValueError("pgha:prometheusPort and pgha:alertmanagerPort must be distinct ports")
+    return MonitoringConfig(enabled, *ports)
+
+
+@dataclass(frozen=True)
 class StackConfig:
     prefix: str
     nodes: list[str]
@@ -179,6 +203,8 @@ class StackConfig:
     multihost: MultiHost | None = None
     backup: BackupConfig = BackupConfig(enabled=False)
     restore: RestoreConfig | None = None
+    # pgha:monitoring (infra/monitoring.py): Prometheus, Alertmanager and the exporters.
+    monitoring: MonitoringConfig = MonitoringConfig()
     # pgha:memoryLimitsMb over infra/containers.py's defaults, and pgha:logMaxSizeMb/Files.
     limits: Mapping[str, Limits] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     logs: LogRotation = LogRotation()
@@ -286,6 +312,7 @@ def load() -> StackConfig:
         multihost=multihost,
         backup=backup,
         restore=restore,
+        monitoring=_monitoring(cfg, multihost is not None),
         limits=_limits(cfg),
         logs=_logs(cfg),
     )

@@ -18,6 +18,7 @@ ROLE_PORT = 8008
 WRITE_PORT = 5432
 READ_PORT = 5433
 STATS_PORT = 8404
+METRICS_PORT = 8405
 # The API's HTTP port, inside the network (instances) and on HAProxy (the frontend).
 API_PORT = 8000
 # API instances are found by their shared network alias, so rolling replacement never
@@ -121,6 +122,9 @@ class ProxyTopology:
     # pgha:hosts only: node -> (address, PostgreSQL port, role-check port) published on
     # its host; without it every node is reached by its alias on the stack network.
     endpoints: tuple[tuple[str, str, int, int], ...] = ()
+    # pgha:monitoring: HAProxy's built-in Prometheus exporter on METRICS_PORT (stack network
+    # only); off renders the file exactly as before, so no HAProxy is replaced for it.
+    metrics: bool = False
 
 
 def _api_frontend(instances: int) -> list[str]:
@@ -276,6 +280,16 @@ def render(topology: ProxyTopology, stats_password: str) -> str:
     if fallback:
         lines += _backend("primary_for_reads", "primary", topology, "first")
     lines += _api_frontend(topology.api_instances)
+    if topology.metrics:
+        lines += [
+            # Not published on the host: only the stack's Prometheus scrapes it.
+            "frontend metrics",
+            f"    bind *:{METRICS_PORT}",
+            "    mode http",
+            "    no log",
+            "    http-request use-service prometheus-exporter if { path /metrics }",
+            "",
+        ]
     lines += [
         "listen stats",
         f"    bind *:{STATS_PORT}",

@@ -24,10 +24,11 @@ CONTEXTS = {
     "api": ROOT / "service",
     "etcd": ROOT / "images" / "etcd",
     "redis-ha": ROOT / "images" / "redis-ha",
+    "monitoring": ROOT / "images" / "monitoring",
 }
 # Built only for a stack that runs them (`ImagesArgs.extra`): etcd is patroni mode's,
-# redis-ha (cache nodes and Sentinels) cacheMode sentinel's.
-OPTIONAL = {"etcd", "redis-ha"}
+# redis-ha (cache nodes and Sentinels) cacheMode sentinel's, monitoring pgha:monitoring's.
+OPTIONAL = {"etcd", "redis-ha", "monitoring"}
 
 
 def image_name(prefix: str, role: str) -> str:

@@ -20,6 +20,12 @@ LEADER = "leader"
 FAILOVER_MODE = "failover_mode"
 REPLICAS = "replicas"
 HAPROXY_STATS_URL = "haproxy_stats_url"
+# pgha:monitoring: Prometheus (its overview console is under consoles/pgha.html) and
+# Alertmanager, both on 127.0.0.1.
+PROMETHEUS_URL = "prometheus_url"
+ALERTMANAGER_URL = "alertmanager_url"
+# Monitoring member (prometheus, alertmanager, pgexp-<node>, ...) -> container name.
+MONITORING_CONTAINERS = "monitoring_containers"
 # Secret outputs: connection strings carry passwords.
 WRITE_DSN = "write_dsn"
 READ_DSN = "read_dsn"

@@ -22,6 +22,8 @@ PG_BIN_DIR = "/usr/lib/postgresql/15/bin"
 DATA_ROOT = "/var/lib/postgresql/data"
 PGDATA = f"{DATA_ROOT}/pgdata"
 SOCKET_DIR = "/var/run/postgresql"
+# The exporters' login (infra/monitoring.py creates it when pgha:monitoring is on).
+MONITOR_USER = "pgha_monitor"
 CONFIG_PATH = "/run/patroni/patroni.yml"
 POST_BOOTSTRAP = "/usr/local/bin/pgha-post-bootstrap"
 RESTORE_BOOTSTRAP = "/usr/local/bin/pgha-restore-bootstrap"
@@ -97,6 +99,8 @@ def pg_hba(cidr: str, gateway: str, peers: tuple[str, ...] = ()) -> list[str]:
             f"host replication {REPLICATION_USER} {source} scram-sha-256",
             f"host postgres {REWIND_USER} {source} scram-sha-256",
             f"host {APP_DB} {APP_USER} {source} scram-sha-256",
+            # pgha:monitoring's exporters (infra/monitoring.py): a pg_monitor-only role.
+            f"host {APP_DB} {MONITOR_USER} {source} scram-sha-256",
         ]
     return rules
 

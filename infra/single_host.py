@@ -12,16 +12,20 @@ from infra import outputs as out
 from infra.api import Api, ApiArgs
 from infra.backup import BackupRepository, BackupRepositoryArgs
 from infra.backup_cfg import STANZA
-from infra.cache import Cache, CacheArgs
+from infra.cache import REDIS_PORT, Cache, CacheArgs
 from infra.config import StackConfig
+from infra.containers import Scope
 from infra.etcd import Consensus, ConsensusArgs
 from infra.haproxy import Proxy, ProxyArgs
 from infra.haproxy_cfg import MANUAL_CHECKS, PATRONI_CHECKS, READ_PORT, WRITE_PORT, ProxyTopology
 from infra.images import Images, ImagesArgs
+from infra.monitoring import Monitoring, MonitoringArgs, RedisCredentials
+from infra.monitoring_cfg import Members
 from infra.patroni import PatroniCluster, PatroniClusterArgs
 from infra.postgres import PostgresCluster
 from infra.restore import RESTORE_WAIT_S
-from infra.sentinel import SentinelCache, SentinelCacheArgs
+from infra.sentinel import SentinelCache, SentinelCacheArgs, sentinel_password
+from infra.sentinel_cfg import API_USER, SENTINEL_PORT
 from infra.stack_ca import StackCA, StackCAArgs
 from infra.wiring import cluster_args, export_cluster
 
@@ -49,7 +53,8 @@ def deploy(cfg: StackConfig) -> None:
             prefix=cfg.prefix,
             base_image=cfg.base_image,
             extra=frozenset({"etcd"} if patroni else ())
-            | frozenset({"redis-ha"} if sentinel else ()),
+            | frozenset({"redis-ha"} if sentinel else ())
+            | frozenset({"monitoring"} if cfg.monitoring.enabled else ()),
         ),
     )
 
@@ -128,6 +133,7 @@ def deploy(cfg: StackConfig) -> None:
                 read_fallback=cfg.read_fallback,
                 checks=PATRONI_CHECKS if patroni else MANUAL_CHECKS,
                 api_instances=cfg.api_replicas,
+                metrics=cfg.monitoring.enabled,
             ),
             stats_password=cfg.secrets.haproxy_stats,
             bind_address=cfg.bind_address,
@@ -186,6 +192,9 @@ def deploy(cfg: StackConfig) -> None:
         pulumi.ResourceOptions(depends_on=[proxy, cache]),
     )
 
+    if cfg.monitoring.enabled:
+        _monitoring(cfg, scope, images.ids["monitoring"], cluster, consensus, cache, api)
+
     host = cfg.bind_address
     export_cluster(
         cfg, proxy.api_url, cluster.leader, f"{host}:{cfg.ports.write}", f"{host}:{cfg.ports.read}"
@@ -242,3 +251,54 @@ def deploy(cfg: StackConfig) -> None:
                 "retained": cfg.backup.retain,
             },
         )
+
+
+def _monitoring(
+    cfg: StackConfig,
+    scope: Scope,
+    image: pulumi.Input[str],
+    cluster: PostgresCluster | PatroniCluster,
+    consensus: Consensus | None,
+    cache: Cache | SentinelCache,
+    api: Api,
+) -> None:
+    """pgha:monitoring: Prometheus, Alertmanager and the exporters, scraping these members."""
+    if isinstance(cache, SentinelCache):
+        # The component's own member names: its redis-N nodes, then its sentinel-N.
+        nodes = [m for m in cache.containers if m.startswith("redis-")]
+        sentinels = [m for m in cache.containers if m.startswith("sentinel-")]
+        password = sentinel_password(cfg.secrets.redis)
+        creds = {
+            **{n: RedisCredentials(API_USER, cfg.secrets.redis, REDIS_PORT) for n in nodes},
+            **{s: RedisCredentials("default", password, SENTINEL_PORT) for s in sentinels},
+        }
+    else:
+        sentinels = []
+        creds = {"redis": RedisCredentials(cache.user, cfg.secrets.redis, REDIS_PORT)}
+    members = Members(
+        nodes=cfg.nodes,
+        api_instances=list(api.containers),
+        patroni=consensus is not None,
+        etcd=list(consensus.containers) if consensus else [],
+        redis=[m for m in creds if m not in sentinels],
+        sentinels=sentinels,
+    )
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            scope=scope,
+            image=image,
+            members=members,
+            node_containers=cluster.containers,
+            postgres_password=cfg.secrets.postgres,
+            redis=creds,
+            prometheus_port=cfg.monitoring.prometheus_port,
+            alertmanager_port=cfg.monitoring.alertmanager_port,
+        ),
+        # The exporters log in with the role the primary creates, and Prometheus scrapes
+        # the members from its first minute.
+        pulumi.ResourceOptions(depends_on=[cluster.role, api]),
+    )
+    pulumi.export(out.PROMETHEUS_URL, monitoring.prometheus_url)
+    pulumi.export(out.ALERTMANAGER_URL, monitoring.alertmanager_url)
+    pulumi.export(out.MONITORING_CONTAINERS, monitoring.containers)

@@ -26,7 +26,16 @@ NAMESPACE = "pgha"
 # The stack config keys that hold passwords (namespace `pgha`), as infra reads them.
 SECRET_KEYS = tuple(config.SECRET_KEYS.values())
 # Host ports a stack publishes, in the order a free port block is handed out.
-PORT_KEYS = ("apiPort", "writePort", "readPort", "redisPort", "statsPort")
+PORT_KEYS = (
+    "apiPort",
+    "writePort",
+    "readPort",
+    "redisPort",
+    "statsPort",
+    # Published only with pgha:monitoring; every test stack gets them so none collides.
+    "prometheusPort",
+    "alertmanagerPort",
+)
 # Outputs without which no runner can do anything useful.
 REQUIRED = (out.API_URL, out.CONTAINERS, out.PRIMARY, out.REPLICAS, out.NETWORK)
 SECRET_OUTPUTS = (out.WRITE_DSN, out.READ_DSN, out.REDIS_URL)

@@ -2,7 +2,8 @@
 # Makes sure the host programs the tests and the bench run exist: PostgreSQL 15
 # (initdb, pg_ctl, postgres, pg_basebackup), redis-server, and wrk (`make bench`
 # drives the API with it from the host; installed here so a bench run never
-# installs anything itself).
+# installs anything itself), and Debian's headless Chromium with its driver, which
+# tests/e2e_patroni/test_overview_browser.py drives through Selenium.
 # Why: tests/service starts a real primary, a streaming replica and Redis on
 # loopback, without Docker. Debian's packages would start system-wide
 # instances on install; a temporary policy-rc.d stops that, so nothing
@@ -18,6 +19,8 @@ missing=()
 have_pg || missing+=(postgresql-15)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

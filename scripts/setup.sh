@@ -6,7 +6,7 @@
 #   1. a Docker engine (Debian's docker.io, dockerd started if none answers)
 #   2. the base image debian:bookworm-slim (pulled, or debootstrapped)
 #   3. the project venv with pinned deps, and the API image's wheelhouse
-#   4. PostgreSQL, Redis and wrk on the host for the tests and the bench
+#   4. PostgreSQL, Redis and wrk on the host for the tests and the bench, and promtool
 #   5. the Pulumi CLI and Python language host (built from the Go module proxy)
 #   6. the official docker and tls resource plugins (downloaded, or built from
 #      the vendored public sources: scripts/ensure-docker-plugin.sh,
@@ -59,6 +59,8 @@ wheelhouse "$ROOT/images/postgres/requirements.txt" "$ROOT/images/postgres/.whee
 
 step "host programs for the tests and the bench"
 "$ROOT/scripts/ensure-test-servers.sh"
+# promtool for the alert rules' unit tests: unpacked from Debian's .deb, never installed.
+"$ROOT/scripts/ensure-promtool.sh"
 
 step "pulumi toolchain (.tools/bin)"
 if ! command -v jq >/dev/null 2>&1 || ! command -v go >/dev/null 2>&1; then

@@ -89,6 +89,7 @@ HBA
 host    replication  replicator   $cidr          scram-sha-256
 host    postgres     rewinder     $cidr          scram-sha-256
 host    $PGHA_DB     $PGHA_APP_USER   $cidr      scram-sha-256
+host    $PGHA_DB     pgha_monitor $cidr          scram-sha-256
 HBA
 }
 

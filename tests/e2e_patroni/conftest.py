@@ -20,7 +20,8 @@ from pgha_testkit.deployment import Deployment
 def deployment() -> Iterator[Deployment]:
     deployed = Deployment.throwaway(os.environ.get("PGHA_TEST_NODES", "pg-0 pg-1").split())
     try:
-        deployed.up(failoverMode="patroni")
+        # pgha:monitoring here only: one shared stack carries tests/e2e_patroni/test_monitoring.py.
+        deployed.up(failoverMode="patroni", monitoring="true")
         patroni.wait_whole(deployed)
         yield deployed
     finally:

@@ -87,6 +87,7 @@ def test_pg_hba_matches_manual_mode_plus_local_replication_and_rejects_the_host(
         "host replication replicator 172.30.0.0/16 scram-sha-256",
         "host postgres rewinder 172.30.0.0/16 scram-sha-256",
         "host pgha pgha 172.30.0.0/16 scram-sha-256",
+        "host pgha pgha_monitor 172.30.0.0/16 scram-sha-256",
     ]
     # The reject must come first: pg_hba takes the first matching line.
     assert hba.index("host all all 172.30.0.1/32 reject") < 3
