@@ -103,7 +103,7 @@ def window(info: list[dict[str, Any]], now: float, wal_archived_at: float | None
 def main(argv: list[str]) -> int:
     info = json.load(sys.stdin)
     now = time.time()
-    if argv[1:] == ["ages"]:
+    if argv[1:2] == ["ages"]:
         full, any_ = ages(info, now)
         print("" if full is None else full, "" if any_ is None else any_)
     elif argv[1:2] == ["status"]:
