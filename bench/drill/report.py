@@ -105,13 +105,13 @@ def goal_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    meta = report["meta"]
+    meta, fill = report["meta"], report.get("fill", {})
     lines = [
         f"# Backup and restore drill `{meta['run_id']}`",
         "",
         f"`{meta['command']}` at {meta['git_commit']}, failoverMode {meta['mode']}, "
-        f"nodes {' '.join(meta['nodes'])}, pgbench scale {report['fill']['scale']} "
-        f"({report['fill']['db_bytes'] / 1e6:,.0f} MB), load average "
+        f"nodes {' '.join(meta['nodes'])}, pgbench scale {fill.get('scale', '?')} "
+        f"({fill.get('db_bytes', 0) / 1e6:,.0f} MB), load average "
         f"{meta['loadavg_start']} at the start and {meta['loadavg_end']} at the end.",
         "",
         "| figure | value | goal | met |",

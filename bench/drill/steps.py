@@ -23,6 +23,8 @@ from pgha_testkit.nodes import exec_as_postgres
 from pgha_testkit.poll import NotYet, wait_until
 from pgha_testkit.stack import NAMESPACE
 
+# The image's PostgreSQL 15 binaries (not on PATH: Debian's wrappers are for clients).
+PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
 STREAMING_COUNT = "select count(*) from pg_stat_replication where state = 'streaming'"
 
 
@@ -47,7 +49,7 @@ def fill(dep: Deployment, node: str, scale: int) -> dict[str, Any]:
     WAL is archived like any other."""
     started = time.monotonic()
     code, text = exec_as_postgres(
-        dep.container_name(node), ["pgbench", "-i", "-q", "-s", str(scale), "pgha"]
+        dep.container_name(node), [PGBENCH, "-i", "-q", "-s", str(scale), "pgha"]
     )
     if code != 0:
         raise RuntimeError(f"pgbench -i failed: {text}")
