@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import io
+import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,3 +90,17 @@ def test_a_repository_without_archived_wal_has_no_wal_age() -> None:
 
 def test_the_listing_says_when_the_newest_segment_was_archived() -> None:
     assert "newest segment archived 5 s ago" in load().window(INFO, now=2105, wal_archived_at=2100)
+
+
+def test_every_command_takes_the_wal_mtime_that_pgha_backup_passes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # pgha-backup passes "$(newest_wal)" to each command, empty when nothing is archived.
+    info = load()
+    for argv in (["ages", "2100.5"], ["status", ""], ["window", "2100.5"]):
+        monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(INFO)))
+        assert info.main(["backup_info.py", *argv]) == 0, argv
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split()[0].isdigit()
+    assert json.loads(printed[1])["wal_archived_at"] is None
+    assert any(line.startswith("newest segment archived") for line in printed)
