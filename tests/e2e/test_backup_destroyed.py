@@ -1,13 +1,14 @@
 """A destroyed stack's kept repository (pgha:backupRetain true) is still a backup: preview
 checks a restore's target against it, and a new stack restores every row from it.
 
-One single-node source stack, deployed, written, backed up and destroyed once for the
-module (single nodes keep it cheap: the behaviour under test is the repository's, not
-replication's). The suite's shared stack cannot be the source: it must outlive this file.
+One source stack, deployed, written, backed up and destroyed once for the module, and
+one restored stack, both with the suite's node list. The suite's shared stack cannot be
+the source: it must outlive this file.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from pgha_testkit.nodes import docker_client
 from pgha_testkit.stack import NAMESPACE
 
 ROWS = 12
+NODES = os.environ.get("PGHA_TEST_NODES", "pg-0 pg-1").split()
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,10 @@ class Destroyed:
 
 @pytest.fixture(scope="module")
 def destroyed() -> Iterator[Destroyed]:
-    source = Deployment.throwaway(["pg-0"])
+    source = Deployment.throwaway(NODES)
     client = docker_client()
     volume = f"{source.prefix}-backup-data"
+    destroyed = False
     try:
         source.up(backupRetain="true")
         source.sql(
@@ -52,10 +55,13 @@ def destroyed() -> Iterator[Destroyed]:
         passphrase = str(source.stack.get_config(f"{NAMESPACE}:backupPassphrase").value)
         assert source.outputs[out.BACKUP]["volume"] == volume
         left = source.teardown()
+        destroyed = True
         # The destroy kept the repository, and nothing else.
         assert left == {"containers": [], "networks": [], "volumes": [volume]}, left
         yield Destroyed(source.stack.name, passphrase, volume)
     finally:
+        if not destroyed:
+            source.teardown()
         try:
             client.volumes.get(volume).remove(force=True)
         except Exception as exc:  # noqa: BLE001 - cleanup: never hide the test's own failure
@@ -64,7 +70,7 @@ def destroyed() -> Iterator[Destroyed]:
 
 
 def restoring(source: Destroyed, target: str) -> Deployment:
-    stack = Deployment.throwaway(["pg-0"])
+    stack = Deployment.throwaway(NODES)
     stack.stack.set_all_config(
         {
             f"{NAMESPACE}:restoreFrom": auto.ConfigValue(value=source.name),
