@@ -40,8 +40,6 @@ SOCKET_DIR = "/var/run/postgresql"
 ARCHIVE_TIMEOUT_S = 60
 # The archive command PostgreSQL runs on the primary; %p is the segment's path.
 ARCHIVE_COMMAND = f"pgbackrest --config={CONFIG_PATH} --stanza={STANZA} archive-push %p"
-# A replica's restore_command (failoverMode patroni): WAL from the stack's own repository.
-ARCHIVE_GET_COMMAND = f'pgbackrest --config={CONFIG_PATH} --stanza={STANZA} archive-get %f "%p"'
 # pgha:restoreFrom: the source stack's repository volume, mounted read-only into the node
 # that restores, so the restored stack can read it but never write to it.
 SOURCE_PATH = "/var/lib/pgbackrest-source"

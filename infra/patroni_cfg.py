@@ -14,8 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from infra import backup_cfg
-from infra.backup_cfg import ARCHIVE_GET_COMMAND, RESTORE_CONFIG_PATH, STANZA, archive_parameters
+from infra.backup_cfg import RESTORE_CONFIG_PATH, STANZA, archive_parameters
 
 PG_PORT = 5432
 REST_PORT = 8008
@@ -53,15 +52,6 @@ LOOP_WAIT_S = 1
 RETRY_TIMEOUT_S = 2
 # WAL for a restore's recovery comes from the source repository (infra/restore.py).
 RESTORE_COMMAND = f'pgbackrest --config={RESTORE_CONFIG_PATH} --stanza={STANZA} archive-get %f "%p"'
-# pgha:backup: a new replica restores the newest backup from the stack's repository, then
-# replays archived WAL and streams the rest, instead of copying every file from the leader.
-# pgBackRest wants the data directory to exist (Patroni removes it first); shlex-split and
-# run without a shell by Patroni, hence `sh -c`.
-REPLICA_FROM_REPOSITORY = (
-    f"sh -c 'mkdir -p -m 700 {backup_cfg.PGDATA} && exec pgbackrest "
-    f"--config={backup_cfg.CONFIG_PATH} "
-    f"--stanza={STANZA} --type=standby --delta restore'"
-)
 # A replica more than this behind the last known leader position is not promoted.
 MAXIMUM_LAG_ON_FAILOVER_BYTES = 1024 * 1024
 
@@ -171,19 +161,6 @@ def restore_bootstrap(target: str) -> dict[str, Any]:
     }
 
 
-def replica_methods() -> dict[str, Any]:
-    """pgha:backup: how a new replica is created. From the repository first: only the WAL
-    since the newest backup then comes from the leader, not the whole database. Until the
-    repository holds a backup (a new stack's first replicas), that method fails at once
-    and Patroni falls back to pg_basebackup. `restore_command` lets any replica catch up
-    from the archive when the leader no longer holds the WAL it needs."""
-    return {
-        "create_replica_methods": ["pgbackrest", "basebackup"],
-        "pgbackrest": {"command": REPLICA_FROM_REPOSITORY, "keep_data": False, "no_params": True},
-        "recovery_conf": {"restore_command": ARCHIVE_GET_COMMAND},
-    }
-
-
 def render(node: PatroniNode) -> str:
     if len(node.etcd_hosts) < 3:
         raise ValueError("Patroni needs the addresses of at least three etcd members")
@@ -237,7 +214,6 @@ def render(node: PatroniNode) -> str:
             },
             "pg_hba": pg_hba(node.network_cidr, node.network_gateway, node.peer_cidrs),
             "basebackup": [{"checkpoint": "fast"}],
-            **(replica_methods() if node.archive else {}),
             # A node whose rewind fails (its WAL diverged too far) rejoins by a fresh
             # clone instead of staying down. Manual mode keeps such data aside; here
             # the cluster's own copy is the one that counts.

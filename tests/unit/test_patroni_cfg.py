@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import shlex
 from typing import Any
 
 import pytest
@@ -12,7 +11,6 @@ from infra.haproxy_cfg import PATRONI_CHECKS, ProxyTopology
 from infra.haproxy_cfg import render as render_haproxy
 from infra.patroni_cfg import (
     LOOP_WAIT_S,
-    PGDATA,
     RETRY_TIMEOUT_S,
     SECRET_ENV,
     TTL_S,
@@ -183,23 +181,3 @@ def test_a_restore_bootstraps_through_a_custom_method_with_the_recovery_target()
     latest = rendered(dataclasses.replace(NODE, restore_target="latest"))["bootstrap"]
     assert "recovery_target_time" not in latest["pgbackrest"]["recovery_conf"]
     assert "method" not in rendered()["bootstrap"]
-
-
-def test_with_backup_a_new_replica_restores_from_the_repository_then_falls_back_to_basebackup() -> (
-    None
-):
-    pg = rendered(dataclasses.replace(NODE, archive=True))["postgresql"]
-    assert pg["create_replica_methods"] == ["pgbackrest", "basebackup"]
-    method = shlex.split(pg["pgbackrest"]["command"])
-    assert method[:2] == ["sh", "-c"]
-    assert "--type=standby" in method[2] and method[2].endswith(" restore")
-    assert f"mkdir -p -m 700 {PGDATA}" in method[2]
-    # Patroni's own --scope/--datadir flags would not parse as pgBackRest options.
-    assert pg["pgbackrest"]["no_params"] is True
-    assert "archive-get %f" in pg["recovery_conf"]["restore_command"]
-
-
-def test_without_backup_replicas_are_cloned_by_basebackup_only() -> None:
-    pg = rendered()["postgresql"]
-    assert "create_replica_methods" not in pg
-    assert "recovery_conf" not in pg
