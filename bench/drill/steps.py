@@ -93,9 +93,9 @@ class Watch:
         self._thread.start()
 
     def _ask(self, query: str) -> str:
+        # By name, not from the outputs: those exist only once `up` has returned.
         code, text = exec_as_postgres(
-            self.dep.container_name(self.first),
-            ["psql", "-XAtq", "-d", "postgres", "-c", query],
+            f"{self.dep.prefix}-{self.first}", ["psql", "-XAtq", "-d", "postgres", "-c", query]
         )
         return text if code == 0 else ""
 
