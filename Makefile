@@ -6,7 +6,7 @@ STACK ?= dev
 PGHA_TEST_NODES ?= pg-0 pg-1
 ENV := source scripts/env.sh &&
 
-.PHONY: setup up down destroy backup backups restore test test-fast test-unit test-service test-e2e test-e2e-patroni test-e2e-sentinel test-e2e-multihost alerts dashboard hosts-up hosts-down lint failover patronictl shell preview outputs clean bench chaos chaos-patroni bench-multihost chaos-sentinel sentinel-failover docs docs-build docs-figures
+.PHONY: setup up down destroy backup backups restore test test-fast test-unit test-service test-e2e test-e2e-patroni test-e2e-sentinel test-e2e-multihost alerts dashboard hosts-up hosts-down lint failover patronictl shell preview outputs clean bench drill chaos chaos-patroni bench-multihost chaos-sentinel sentinel-failover docs docs-build docs-figures
 
 setup:
 	./scripts/setup.sh
@@ -136,6 +136,12 @@ docs-figures:
 # Reports land in bench/results/; figures are never test assertions.
 bench: setup
 	$(ENV) python -m bench.perf.run --stack $(STACK)
+
+# The backup and restore drill (issue 22): backup, PITR, operator error, total loss and, in
+# failoverMode patroni, replicas from the repository; on throwaway stacks it destroys.
+# `make drill ARGS="--quick"` on a small database, ARGS="--mode patroni" for Patroni.
+drill: setup
+	$(ENV) python -m bench.drill $(ARGS)
 
 # The manual-failover fault matrix against a deployed stack (default dev), including the
 # backup repository; ARGS="--quick", "--cells ...", or "--throwaway" (a stack of its own).

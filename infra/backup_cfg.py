@@ -44,6 +44,9 @@ ARCHIVE_COMMAND = f"pgbackrest --config={CONFIG_PATH} --stanza={STANZA} archive-
 # that restores, so the restored stack can read it but never write to it.
 SOURCE_PATH = "/var/lib/pgbackrest-source"
 RESTORE_CONFIG_PATH = f"{RUN_DIR}/restore.conf"
+# The repository container's last `pgha-backup status`, at the repository's root (read by
+# monitoring, and by a restore's preview when the source stack is gone).
+STATUS_FILE = "pgha-status.json"
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,16 @@ can never write into it: it archives into its own repository container from its 
 promotion on. The other nodes clone from the restored primary as in any new stack.
 
 Preview refuses what cannot work before anything is built: a source repository volume that
-does not exist (here), and a target that is not RFC 3339, in the future, or the stack
-itself (infra/config.py). A target before the source's oldest backup fails the restore
-with pgBackRest's own message, and `up` reports the node unhealthy.
+does not exist, a target before the end of its oldest backup or after its newest archived
+WAL segment (here, from the repository's status, live or as its container left it), and a
+target that is not RFC 3339, in the future, or the stack itself (infra/config.py).
 """
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -62,54 +64,85 @@ def restore_node(node: str, restore: RestoreConfig) -> RestoreNode:
     )
 
 
-def check_source(restore: RestoreConfig, own_volume: str) -> None:
-    """Raises at preview when the source repository's volume does not exist on this engine.
+def check_source(restore: RestoreConfig, own_volume: str, image: str) -> None:
+    """Raises at preview when the source repository's volume does not exist on this engine,
+    or when the target lies outside what it holds.
 
     Only before this stack's first node exists (`own_volume`): once restored, the stack no
-    longer needs its source, which may be removed.
+    longer needs its source, which may be removed. `image` is any local image with a shell
+    (the base image): the kept volume of a destroyed source is read through a container
+    created from it, never started.
     """
     client = dockerexec.client()
     try:
         names = {v.name for v in client.volumes.list()}
-    finally:
-        client.close()
-    if own_volume in names:
-        return
-    if restore.source_volume not in names:
-        raise ValueError(
-            f"pgha:restoreFrom {restore.source}: no repository volume {restore.source_volume} "
-            "on this Docker engine (was the stack created with pgha:backup, and destroyed "
-            "with pgha:backupRetain false?)"
-        )
-    _check_window(restore)
-
-
-def _check_window(restore: RestoreConfig) -> None:
-    """Raises when the target lies before the end of the source's oldest backup, which the
-    source stack's repository container reports while it runs (a destroyed source's
-    repository is checked by the restore itself)."""
-    if restore.moment is None:
-        return
-    container = f"{pulumi.get_project()}-{restore.source}-backup"
-    client = dockerexec.client()
-    try:
-        running = [c for c in client.containers.list(filters={"name": f"^/{container}$"})]
-        if not running:
+        if own_volume in names:
             return
-        code, text = dockerexec.run(client.api, container, ["pgha-backup", "status"])
+        if restore.source_volume not in names:
+            raise ValueError(
+                f"pgha:restoreFrom {restore.source}: no repository volume {restore.source_volume} "
+                "on this Docker engine (was the stack created with pgha:backup, and destroyed "
+                "with pgha:backupRetain false?)"
+            )
+        status = _source_status(client, restore, image)
     finally:
         client.close()
-    if code != 0:
-        return
-    status = json.loads(text.splitlines()[-1])
+    if status is not None:
+        check_window(restore, status)
+
+
+def _source_status(client: Any, restore: RestoreConfig, image: str) -> dict[str, Any] | None:
+    """`pgha-backup status` of the source repository: live from its container while the
+    source runs, else the copy its container left in the volume when it stopped (None for
+    a repository written before pgha kept one)."""
+    from docker import errors as docker_errors  # lazily, as infra/dockerexec.py does
+
+    container = f"{pulumi.get_project()}-{restore.source}-backup"
+    if client.containers.list(filters={"name": f"^/{container}$"}):
+        code, text = dockerexec.run(client.api, container, ["pgha-backup", "status"])
+        return dict(json.loads(text.splitlines()[-1])) if code == 0 and text else None
+    reader = client.containers.create(
+        image,
+        ["true"],
+        volumes={restore.source_volume: {"bind": backup_cfg.SOURCE_PATH, "mode": "ro"}},
+        network_disabled=True,
+    )
+    try:
+        stream, _ = reader.get_archive(f"{backup_cfg.SOURCE_PATH}/{backup_cfg.STATUS_FILE}")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            handle = tar.extractfile(member) if member else None
+            return dict(json.loads(handle.read())) if handle else None
+    except docker_errors.NotFound:
+        return None
+    finally:
+        reader.remove(force=True)
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+def check_window(restore: RestoreConfig, status: dict[str, Any]) -> None:
+    """Raises when the source's repository cannot reach the target: no backup at all, a
+    target before the end of its oldest backup, or after its newest archived WAL segment
+    (recovery would end before the target; PostgreSQL then refuses to promote)."""
     oldest = status.get("recovery_from")
     if oldest is None:
         raise ValueError(f"pgha:restoreFrom {restore.source}: its repository holds no backup yet")
+    if restore.moment is None:
+        return
     if restore.moment.timestamp() < oldest:
-        ended = datetime.fromtimestamp(oldest, UTC).isoformat(timespec="seconds")
         raise ValueError(
             f"pgha:restoreTarget is before the oldest backup of {restore.source}, which "
-            f"ended at {ended}: pick a later target (make backups STACK={restore.source})"
+            f"ended at {_utc(oldest)}: pick a later target (make backups STACK={restore.source})"
+        )
+    newest = status.get("wal_archived_at")
+    if newest is not None and restore.moment.timestamp() > newest:
+        raise ValueError(
+            f"pgha:restoreTarget is after the newest archived WAL of {restore.source}, "
+            f'archived at {_utc(newest)}: pick an earlier target or "latest" (a running '
+            f"source archives its current segment within {backup_cfg.ARCHIVE_TIMEOUT_S} s)"
         )
 
 

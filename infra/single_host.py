@@ -11,7 +11,7 @@ from infra import backup, restore
 from infra import outputs as out
 from infra.api import Api, ApiArgs
 from infra.backup import BackupRepository, BackupRepositoryArgs
-from infra.backup_cfg import STANZA
+from infra.backup_cfg import REPO_PATH, STANZA, STATUS_FILE
 from infra.cache import REDIS_PORT, Cache, CacheArgs
 from infra.config import StackConfig
 from infra.containers import Scope
@@ -68,7 +68,7 @@ def deploy(cfg: StackConfig) -> None:
     first = cfg.primary if patroni else cfg.nodes[0]
     restoring = None
     if cfg.restore:
-        restore.check_source(cfg.restore, f"{cfg.prefix}-{first}-data")
+        restore.check_source(cfg.restore, f"{cfg.prefix}-{first}-data", cfg.base_image)
         restoring = restore.restore_node(first, cfg.restore)
     nodes = cluster_args(
         cfg,
@@ -249,6 +249,10 @@ def deploy(cfg: StackConfig) -> None:
                 "volume": repo.volume,
                 "stanza": STANZA,
                 "retained": cfg.backup.retain,
+                # Monitoring: the repository's status (ages of the last backup, of the
+                # newest full and of the newest archived segment) as JSON, by either way.
+                "status_command": "pgha-backup status",
+                "status_file": f"{REPO_PATH}/{STATUS_FILE}",
             },
         )
 

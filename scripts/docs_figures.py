@@ -8,7 +8,8 @@ no longer matches the reports; `make docs-figures` rewrites the pages.
 
 To publish a newer bench run: copy its `bench/results/<run id>.json` into
 bench/results/published/ as `bench-<run id>.json` (the newest one is rendered), then run
-`make docs-figures`. Recovery figures live in bench/results/published/recovery.json.
+`make docs-figures`. Recovery figures live in bench/results/published/recovery.json; the
+newest `drill-<run id>.json` (`make drill`) is rendered in docs/backups.md.
 """
 
 from __future__ import annotations
@@ -152,10 +153,41 @@ def render_readme(link: str) -> list[str]:
     return lines
 
 
+def latest_drill() -> dict[str, Any]:
+    reports = sorted(PUBLISHED.glob("drill-*.json"))
+    if not reports:
+        raise SystemExit(f"no drill-*.json in {PUBLISHED}")
+    data: dict[str, Any] = json.loads(reports[-1].read_text())
+    return data
+
+
+def render_drill(link: str) -> list[str]:
+    """`make drill`'s figures (bench/drill/report.py), each against its goal."""
+    report = latest_drill()
+    meta, fill = report["meta"], report["fill"]
+    lines = [
+        f"Drill `{meta['run_id']}` ({run_date(meta['run_id'])}): `{meta['command']}` at "
+        f"{meta['git_commit']}, failoverMode {meta['mode']}, {len(meta['nodes'])} nodes, "
+        f"pgbench scale {fill['scale']} ({fill['db_bytes'] / 1e6:,.0f} MB), load average "
+        f"{meta['loadavg_start']} at the start and {meta['loadavg_end']} at the end, "
+        "on 2 shared cores.",
+        "",
+        "| figure | value | goal | met |",
+        "|---|---:|---|---|",
+    ]
+    for row in report["goals"]:
+        if row["value"] is None:
+            continue
+        met = {True: "yes", False: "**no**", None: ""}[row["met"]]
+        lines.append(f"| {row['label']} | {row['value']:,} | {row['goal']} | {met} |")
+    return lines
+
+
 # page -> [(block name, renderer, link prefix from that page to docs/)]
 Renderer = Callable[[str], list[str]]
 BLOCKS: dict[str, list[tuple[str, Renderer, str]]] = {
     "README.md": [("headline", render_readme, "docs/")],
+    "docs/backups.md": [("drill", render_drill, "")],
     "docs/benchmarking.md": [
         ("bench-latest", render_bench_latest, ""),
         ("recovery", render_recovery, ""),

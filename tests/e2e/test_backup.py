@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from infra import outputs as out
+from infra.backup_cfg import STATUS_FILE
 from pgha_testkit import backup
 from pgha_testkit.deployment import Deployment
 from pgha_testkit.nodes import exec_as_postgres
@@ -22,6 +23,28 @@ def test_the_bootstrap_full_backup_is_listed(deployment: Deployment) -> None:
     assert status["backups"] >= 1
     assert status["wal_max"], status
     assert deployment.outputs[out.BACKUP]["container"] == deployment.container_name("backup")
+
+
+def test_the_ages_monitoring_reads_are_in_the_status_and_its_file(
+    deployment: Deployment,
+) -> None:
+    # `check` archives a segment now, so the newest archived WAL is at most seconds old.
+    code, text = backup.pgbackrest(deployment, "backup", "check")
+    assert code == 0, text
+    status = backup.status(deployment)
+    assert status["wal_archived_at"] >= status["at"] - 60, status
+    assert 0 <= status["wal_age_s"] <= 60, status
+    assert status["full_age_s"] is not None and status["full_age_s"] >= 0, status
+    # The repository keeps a copy where the stack's outputs say, for monitoring.
+    where = deployment.outputs[out.BACKUP]
+    code, kept = exec_as_postgres(
+        deployment.container_name("backup"),
+        ["cat", where["status_file"]],
+        client=deployment.docker,
+    )
+    assert code == 0, kept
+    assert json.loads(kept)["backups"] >= 1
+    assert where["status_command"] == "pgha-backup status"
 
 
 def test_pgbackrest_check_passes_on_the_primary_and_on_the_repository(
@@ -53,9 +76,14 @@ def test_the_repository_is_encrypted_at_rest(deployment: Deployment) -> None:
     files = dict(backup.repository_files(deployment))
     assert len(files) > 5, sorted(files)
     # pgBackRest encrypts every file it writes (info files, manifests, WAL, data) with
-    # OpenSSL's salted format: each starts with its magic.
+    # OpenSSL's salted format: each starts with its magic. The one plain file is pgha's
+    # status, which holds times, labels and segment names only.
     plain = sorted(name for name, data in files.items() if not data.startswith(b"Salted__"))
-    assert plain == []
+    # (It is written beside itself and renamed: a tar may catch the copy in between.)
+    kept = {name.rsplit("/", 1)[-1]: name for name in plain}
+    assert STATUS_FILE in kept and set(kept) <= {STATUS_FILE, f"{STATUS_FILE}.tmp"}, plain
+    status_keys = set(json.loads(files[kept[STATUS_FILE]]))
+    assert status_keys <= set(backup.status(deployment)), status_keys
     assert not [name for name, data in files.items() if marker.encode() in data]
     # Positive control: the row is in the primary's data directory in plain text.
     stream, _ = deployment.container(deployment.primary).get_archive(

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import io
+import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,3 +69,38 @@ def test_the_listing_names_the_last_backup_its_age_and_the_window() -> None:
     assert "last backup: D1 (diff), finished 100 s ago" in text
     assert "archived WAL: 000000010000000000000001 .. 000000010000000000000009" in text
     assert "recovery window: 1970-01-01T00:16:50+00:00 .. now" in text
+
+
+def test_status_gives_the_ages_monitoring_alerts_on() -> None:
+    status = load().status(INFO, now=2105, wal_archived_at=2090.7)
+    assert status["full_age_s"] == 1095
+    assert (status["wal_archived_at"], status["wal_age_s"]) == (2090, 15)
+    assert status["at"] == 2105
+
+
+def test_a_repository_without_archived_wal_has_no_wal_age() -> None:
+    empty = [{"name": "pgha", "status": {"message": "no valid backups"}, "backup": []}]
+    status = load().status(empty, now=50, wal_archived_at=None)
+    assert (status["wal_archived_at"], status["wal_age_s"], status["full_age_s"]) == (
+        None,
+        None,
+        None,
+    )
+
+
+def test_the_listing_says_when_the_newest_segment_was_archived() -> None:
+    assert "newest segment archived 5 s ago" in load().window(INFO, now=2105, wal_archived_at=2100)
+
+
+def test_every_command_takes_the_wal_mtime_that_pgha_backup_passes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # pgha-backup passes "$(newest_wal)" to each command, empty when nothing is archived.
+    info = load()
+    for argv in (["ages", "2100.5"], ["status", ""], ["window", "2100.5"]):
+        monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(INFO)))
+        assert info.main(["backup_info.py", *argv]) == 0, argv
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split()[0].isdigit()
+    assert json.loads(printed[1])["wal_archived_at"] is None
+    assert any(line.startswith("newest segment archived") for line in printed)
