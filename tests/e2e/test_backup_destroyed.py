@@ -24,6 +24,12 @@ from pgha_testkit.stack import NAMESPACE
 
 ROWS = 12
 NODES = os.environ.get("PGHA_TEST_NODES", "pg-0 pg-1").split()
+# Two extra stacks, one after the other (about 7 minutes): CI runs tests/e2e with 2 nodes
+# and again with 3, and a kept repository restores the same way whatever the node count,
+# so the 3-node pass leaves it to the 2-node one to stay within CI's 90 minutes.
+pytestmark = pytest.mark.skipif(
+    len(NODES) > 2, reason="the 2-node pass of tests/e2e covers a destroyed stack's restore"
+)
 
 
 @dataclass(frozen=True)
