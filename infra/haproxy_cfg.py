@@ -3,7 +3,8 @@
 Endpoints are named by role, and every node is listed in every backend: each
 server is admitted by its role endpoint (GET /primary, GET /replica on :8008),
 the way Patroni's HAProxy template does it. So a failover never changes this
-file, and HAProxy never has to be replaced or reloaded for one. `/primary`
+file, and HAProxy never has to be replaced or reloaded for one; a change of nodes is a
+reload (infra/proxy_config.py). `/primary`
 answers 200 only on a node that is writable *and* meant to be primary, so a
 node promoted by hand never takes writes. With readFallback=primary, reads use
 the primary only while no replica is up.
@@ -24,6 +25,9 @@ API_PORT = 8000
 # changes this file; a spare slot takes a new instance while an old one's is released.
 API_ALIAS = "api"
 STATS_USER = "admin"
+# HAProxy's admin socket and the server states a reload carries over (haproxy-reload).
+ADMIN_SOCKET = "/run/haproxy/admin.sock"
+SERVER_STATE_FILE = "/run/haproxy/server-state"
 HAPROXY_THREADS = 1
 # How long HAProxy waits, per attempt, for an API instance, in seconds (see _api_frontend).
 # Connect: on the Docker bridge a connect completes in the kernel in well under a
@@ -231,8 +235,14 @@ def render(topology: ProxyTopology, stats_password: str) -> str:
         # the stack's PostgreSQL and API can use.
         f"    nbthread {HAPROXY_THREADS}",
         "    log stdout format raw local0 notice",
+        # A reload (images/haproxy/haproxy-reload, after a change of nodes) saves every
+        # server's state here through the admin socket first, and the new worker starts
+        # from it: a node DOWN in the write backend stays DOWN instead of starting UP.
+        f"    stats socket {ADMIN_SOCKET} mode 600 level admin",
+        f"    server-state-file {SERVER_STATE_FILE}",
         "",
         "defaults",
+        "    load-server-state-from-file global",
         "    mode tcp",
         "    log global",
         "    timeout connect 2s",
