@@ -18,6 +18,7 @@ from infra.consensus import Consensus, ConsensusArgs
 from infra.containers import Scope
 from infra.haproxy_cfg import MANUAL_CHECKS, PATRONI_CHECKS, READ_PORT, WRITE_PORT, ProxyTopology
 from infra.images import Images, ImagesArgs
+from infra.major_guard import MajorVersionGuard
 from infra.patroni import PatroniCluster, PatroniClusterArgs
 from infra.postgres import PostgresCluster
 from infra.proxy import Proxy, ProxyArgs
@@ -44,6 +45,8 @@ def deploy(cfg: StackConfig) -> None:
     scope = Scope(prefix=cfg.prefix, network=network.name, labels=labels)
     patroni = cfg.failover_mode == "patroni"
     sentinel = cfg.cache_mode == "sentinel"
+    # A different PostgreSQL major is refused at preview, before any image is built.
+    guard = MajorVersionGuard("postgres-major", [f"{cfg.prefix}-{n}" for n in cfg.nodes])
     images = Images(
         "images",
         ImagesArgs(
@@ -52,6 +55,7 @@ def deploy(cfg: StackConfig) -> None:
             extra=frozenset({"etcd"} if patroni else ())
             | frozenset({"redis-ha"} if sentinel else ()),
         ),
+        pulumi.ResourceOptions(depends_on=[guard]),
     )
 
     # pgha:backup: every node archives to the repository container over TLS, with a
