@@ -238,7 +238,9 @@ def render(topology: ProxyTopology, stats_password: str) -> str:
         # A reload (images/haproxy/haproxy-reload, after a change of nodes) saves every
         # server's state here through the admin socket first, and the new worker starts
         # from it: a node DOWN in the write backend stays DOWN instead of starting UP.
-        f"    stats socket {ADMIN_SOCKET} mode 600 level admin",
+        # expose-fd: the new worker takes over the listening sockets, so no connection
+        # attempt meets a closed port during the reload.
+        f"    stats socket {ADMIN_SOCKET} mode 600 level admin expose-fd listeners",
         f"    server-state-file {SERVER_STATE_FILE}",
         "",
         "defaults",
