@@ -26,12 +26,17 @@ from pgha_testkit.stack import config_value
 
 # The node the cycle adds; any name pgha:nodes accepts that the stack does not use.
 EXTRA_NODE = "pg-scale"
+# Containers a change of nodes still replaces: the backup repository (pgha:backup), whose
+# pgBackRest config lists the nodes in its env. It is on no request path: archiving
+# retries until the new one is up, and its volume keeps the repository.
+REPLACED_ON_SCALE = frozenset({"backup"})
 
 
 @dataclass
 class ScaleCycle:
     added: str
-    # container name -> id, before the scale out, after it, after the scale in.
+    # role (as the `containers` output names it) -> container id, before the scale out,
+    # after it, and after the scale in.
     before: dict[str, str]
     grown: dict[str, str]
     after: dict[str, str]
@@ -48,18 +53,21 @@ class ScaleCycle:
     slots_after: list[str] = field(default_factory=list)
 
     def changed(self, later: dict[str, str]) -> dict[str, tuple[str, str]]:
-        """Containers present before whose id differs (or that are gone) in `later`."""
+        """Containers present before whose id differs (or that are gone) in `later`, but for
+        REPLACED_ON_SCALE."""
         return {
-            name: (cid, later.get(name, ""))
-            for name, cid in self.before.items()
-            if later.get(name) != cid
+            role: (cid, later.get(role, ""))
+            for role, cid in self.before.items()
+            if later.get(role) != cid and role not in REPLACED_ON_SCALE
         }
 
 
 def container_ids(deployment: Deployment) -> dict[str, str]:
-    """Container name -> id of every container the stack's outputs name."""
-    names = [str(n) for n in deployment.outputs[out.CONTAINERS].values()]
-    return {n: str(deployment.docker.containers.get(n).id) for n in names}
+    """Role -> container id of every container the stack's outputs name."""
+    return {
+        str(role): str(deployment.docker.containers.get(str(name)).id)
+        for role, name in deployment.outputs[out.CONTAINERS].items()
+    }
 
 
 def primary_of(deployment: Deployment, node_names: list[str]) -> str:
