@@ -153,8 +153,9 @@ class PatroniCluster(pulumi.ComponentResource):
                     node=node,
                     container=spec.name,
                     mode="patroni",
-                    peers=[f"{args.scope.prefix}-{n}" for n in args.nodes],
-                    engines={f"{args.scope.prefix}-{n}": s.url for n, s in args.sites.items()},
+                    stack=args.scope.prefix,
+                    default_upstream=args.primary,
+                    engine=site.url if site else "",
                 ),
                 pulumi.ResourceOptions(parent=self),
             )

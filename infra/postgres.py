@@ -67,7 +67,6 @@ class PostgresCluster(pulumi.ComponentResource):
                 args.image,
                 envs={
                     "PGHA_NODE": node,
-                    "PGHA_BOOTSTRAP_PRIMARY": bootstrap,
                     "PGHA_ALLOWED_CIDR": args.network_cidr,
                     "PGHA_HOST_GATEWAY": args.network_gateway,
                     "PGHA_APP_PASSWORD": args.app_password,
@@ -95,10 +94,14 @@ class PostgresCluster(pulumi.ComponentResource):
                     node=node,
                     container=spec.name,
                     mode="manual",
-                    peers=[f"{args.scope.prefix}-{n}" for n in args.nodes],
+                    stack=args.scope.prefix,
+                    default_upstream=bootstrap,
                 ),
                 pulumi.ResourceOptions(parent=self),
             )
+            # A node joining a running stack clones from its primary of the day (recorded
+            # once, so it never changes this container again).
+            spec.envs = {**spec.envs, "PGHA_BOOTSTRAP_PRIMARY": member.clone_from}
             # Replicas clone from the bootstrap node, so it is created first. The member
             # first too: on removal the container goes before its slot is dropped.
             container, volume = declare_with_volume(
