@@ -51,6 +51,8 @@ class ScaleCycle:
     served_read: bool
     # Replication slots on the primary after the scale in.
     slots_after: list[str] = field(default_factory=list)
+    # Seconds from the first `up`: when each up ran, and each failed request (kind, status).
+    timeline: dict[str, object] = field(default_factory=dict)
 
     def changed(self, later: dict[str, str]) -> dict[str, tuple[str, str]]:
         """Containers present before whose id differs (or that are gone) in `later`, but for
@@ -103,11 +105,12 @@ def run_cycle(deployment: Deployment, spec: LoadSpec | None = None) -> ScaleCycl
     up_s: dict[str, float] = {}
     before = container_ids(deployment)
     caught_up = served = False
+    t0 = in_at = time.monotonic()
     load = Load(deployment.api, tag, spec or LoadSpec(), ledger=ledger)
     try:
         with load:
             wait_until(lambda: len(ledger.acked) >= 5, 60, "the first acknowledged writes")
-            started = time.monotonic()
+            started = t0 = time.monotonic()
             deployment.up(nodes=json.dumps(grown_nodes))
             up_s["out"] = round(time.monotonic() - started, 1)
             grown = container_ids(deployment)
@@ -129,6 +132,7 @@ def run_cycle(deployment: Deployment, spec: LoadSpec | None = None) -> ScaleCycl
             caught_up = True
             served = _served_by(deployment, EXTRA_NODE)
             started = time.monotonic()
+            in_at = round(started - t0, 1)
             deployment.up(nodes=json.dumps(base))
             up_s["in"] = round(time.monotonic() - started, 1)
             # Writes after the scale in, through the stack as it is now.
@@ -154,6 +158,15 @@ def run_cycle(deployment: Deployment, spec: LoadSpec | None = None) -> ScaleCycl
         caught_up=caught_up,
         served_read=served,
         slots_after=slots,
+        timeline={
+            "up_out": [0.0, up_s.get("out")],
+            "up_in": [in_at, up_s.get("in")] if "in" in up_s else None,
+            "failed": [
+                (e.kind, e.status, round(e.start - t0, 2))
+                for e in load.events
+                if not e.ok and e.start >= t0
+            ],
+        },
     )
     record(
         "scale_cycle",
@@ -163,6 +176,7 @@ def run_cycle(deployment: Deployment, spec: LoadSpec | None = None) -> ScaleCycl
             "failed_writes": len(result.failed_writes),
             "failed_reads": len(result.failed_reads),
             "lost": result.ledger.lost,
+            "timeline": result.timeline,
         },
     )
     return result
