@@ -81,11 +81,15 @@ def _primary(api: Any, peers: Sequence[str]) -> str | None:
     return None
 
 
-def _patroni_member_left(api: Any, peers: Sequence[str], node: str) -> bool:
+def _patroni_member_listed(api: Any, peers: Sequence[str], node: str) -> bool | None:
+    """Whether Patroni still lists `node`; None when no Patroni answers (the whole
+    cluster is going, as on destroy: nothing to wait for)."""
     from infra.leader import members
 
     listed = members(api, {c: c for c in peers})
-    return bool(listed) and all(m.get("name") != node for m in listed)
+    if not listed:
+        return None
+    return any(m.get("name") == node for m in listed)
 
 
 def clone_from(props: dict[str, Any]) -> str:
@@ -107,12 +111,17 @@ def cleanup(props: dict[str, Any]) -> None:
     deadline = time.monotonic() + CLEANUP_TIMEOUT
     patroni = props.get("mode") == "patroni"
     while time.monotonic() < deadline:
-        if patroni and not _patroni_member_left(api, peers, node):
-            time.sleep(1)
-            continue
+        if patroni:
+            listed = _patroni_member_listed(api, peers, node)
+            if listed is None:
+                return
+            if listed:
+                time.sleep(1)
+                continue
         primary = _primary(api, peers)
         if primary is None:
-            break
+            # No node left to hold a slot (destroy removes them all).
+            return
         count = f"select count(*) from pg_replication_slots where slot_name = '{slot}'"
         if not patroni:
             # Only an inactive slot can be dropped; a walsender may outlive its replica.
