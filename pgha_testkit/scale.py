@@ -83,6 +83,13 @@ def primary_of(deployment: Deployment, node_names: list[str]) -> str:
     raise NotYet("no writable primary")
 
 
+def _streams(deployment: Deployment, primary: str, node: str) -> bool:
+    """Whether `node` streams from `primary`: pgha names its walreceiver after the slot
+    (`pg_1`), Patroni after the member (`pg-1`)."""
+    names = nodes.streaming_replicas(deployment.container_name(primary), client=deployment.docker)
+    return node in names or nodes.slot_name(node) in names
+
+
 def _served_by(deployment: Deployment, node: str, tries: int = 40) -> bool:
     """Whether HAProxy's read port hands a connection to `node` (round robin)."""
     address = deployment.container(node).attrs["NetworkSettings"]["Networks"]
@@ -106,19 +113,19 @@ def run_cycle(deployment: Deployment, spec: LoadSpec | None = None) -> ScaleCycl
     before = container_ids(deployment)
     caught_up = served = False
     t0 = in_at = time.monotonic()
+    t0_utc = ""
     load = Load(deployment.api, tag, spec or LoadSpec(), ledger=ledger)
     try:
         with load:
             wait_until(lambda: len(ledger.acked) >= 5, 60, "the first acknowledged writes")
             started = t0 = time.monotonic()
+            t0_utc = time.strftime("%H:%M:%S", time.gmtime())
             deployment.up(nodes=json.dumps(grown_nodes))
             up_s["out"] = round(time.monotonic() - started, 1)
             grown = container_ids(deployment)
             primary = primary_of(deployment, grown_nodes)
             wait_until(
-                lambda: nodes.streaming(
-                    deployment.container_name(primary), [EXTRA_NODE], client=deployment.docker
-                ),
+                lambda: _streams(deployment, primary, EXTRA_NODE),
                 120,
                 f"{EXTRA_NODE} streaming from {primary}",
             )
@@ -159,6 +166,7 @@ def run_cycle(deployment: Deployment, spec: LoadSpec | None = None) -> ScaleCycl
         served_read=served,
         slots_after=slots,
         timeline={
+            "t0_utc": t0_utc,
             "up_out": [0.0, up_s.get("out")],
             "up_in": [in_at, up_s.get("in")] if "in" in up_s else None,
             "failed": [
