@@ -157,6 +157,11 @@ def _api_frontend(instances: int) -> list[str]:
         "    mode http",
         "    timeout client 30s",
         "    timeout http-request 10s",
+        # On a reload the old worker keeps each idle keep-alive connection until its next
+        # response (which says `Connection: close`) instead of closing it at once: a
+        # request already on its way was otherwise cut (seen: 4 RemoteProtocolErrors at
+        # one reload on a loaded host).
+        "    option idle-close-on-response",
         "    default_backend api_instances",
         "",
         "backend api_instances",
