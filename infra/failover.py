@@ -13,7 +13,10 @@ failover; this resource changes roles inside them through the Docker API, with
 3. Running replicas re-point `primary_conninfo`; stopped nodes get the new
    desired role written into their volume and rejoin (pg_rewind or re-clone)
    whenever they start again. Nodes fenced in step 1 are started again now.
-4. Synchronous replication is set on the primary when `pgha:synchronous` is true.
+4. The primary keeps one replication slot per member (the membership is written into
+   every node's volume first) and synchronous replication is set on it when
+   `pgha:synchronous` is true; so adding or removing a node is an update of this
+   resource, never a replacement of the other nodes.
 
 HAProxy lists every node behind role checks, so it follows on its own. Between
 fencing a live primary and promoting the target this waits until HAProxy must
@@ -106,10 +109,15 @@ def _wait_role(api: Any, container: str, wanted: set[str], timeout: int) -> str:
 
 def _write_desired(api: Any, container: str, desired: str) -> None:
     """Writes the desired-role file even into a stopped container's volume."""
-    data = f"{desired}\n".encode()
+    _put_file(api, container, "pgha.desired", desired)
+
+
+def _put_file(api: Any, container: str, name: str, text: str) -> None:
+    """Writes one line into the node's volume, running or stopped."""
+    data = f"{text}\n".encode()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo("pgha.desired")
+        info = tarfile.TarInfo(name)
         info.size, info.mode, info.mtime = len(data), 0o644, time.time()
         tar.addfile(info, io.BytesIO(data))
     api.put_archive(container, DATA_ROOT, buf.getvalue())
@@ -127,6 +135,11 @@ def reconcile(props: dict[str, Any]) -> dict[str, Any]:
     role = _wait_role(api, containers[target], {"primary", "replica"}, READY_TIMEOUT)
     if role == "down":
         raise FailoverError(f"{target} did not come up within {READY_TIMEOUT}s")
+
+    # The membership lives on each node's volume (pgha.members), not in its env: a node
+    # added or removed changes no other node's container.
+    for node in containers:
+        _put_file(api, containers[node], "pgha.members", " ".join(containers))
 
     fenced = []
     fenced_at = 0.0
@@ -152,6 +165,9 @@ def reconcile(props: dict[str, Any]) -> dict[str, Any]:
     for node in fenced:
         api.start(containers[node])
 
+    # Slots for a new node, none for a removed one (its own is dropped by Membership
+    # once its container is gone; this catches any other stale one).
+    _exec(api, containers[target], "pgha-ctl", "slots")
     if props.get("synchronous"):
         _exec(api, containers[target], "pgha-ctl", "sync", *others)
     else:

@@ -4,7 +4,8 @@ and HTTP to the API instances.
 Its config is rendered from stack config (infra/haproxy_cfg.py) and lists every
 node in every backend behind role checks, so a failover leaves this container
 untouched: HAProxy follows the roles `ClusterRole` sets within about two
-seconds. Only a change of nodes, readFallback or the stats password replaces it.
+seconds. A change of nodes, readFallback or the stats password is uploaded and
+reloaded by `ProxyConfig` (infra/proxy_config.py); only a new image replaces it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra.containers import ContainerSpec, Port, Scope, declare
+from infra.containers import ContainerSpec, Port, Scope, declare_with_volume
 from infra.haproxy_cfg import (
     API_PORT,
     READ_PORT,
@@ -22,6 +23,10 @@ from infra.haproxy_cfg import (
     ProxyTopology,
     render,
 )
+from infra.proxy_config import ProxyConfig, ProxyConfigArgs
+
+# The volume that keeps the uploaded config across restarts (images/haproxy).
+CONFIG_DIR = "/var/lib/pgha-haproxy"
 
 
 @dataclass
@@ -38,6 +43,8 @@ class ProxyArgs:
     # pgha:placement with several HAProxies: the ones beside the first are `haproxy-<host>`;
     # every one keeps the alias `haproxy` on its own host's network, where its API finds it.
     member: str = "haproxy"
+    # pgha:hosts: the Docker engine URL of its host, for ProxyConfig's `docker exec`.
+    engine: str = ""
 
 
 class Proxy(pulumi.ComponentResource):
@@ -59,7 +66,6 @@ class Proxy(pulumi.ComponentResource):
             args.image,
             alias=self.host,
             node_label=False,
-            envs={"PGHA_HAPROXY_CFG": config},
             ports=[
                 Port(WRITE_PORT, args.write_port, args.bind_address),
                 Port(READ_PORT, args.read_port, args.bind_address),
@@ -71,7 +77,13 @@ class Proxy(pulumi.ComponentResource):
             tmpfs={"/run/haproxy": "rw,noexec,nosuid,size=1m"},
             stop_timeout=5,
         )
-        container = declare(name, spec, self)
+        # The config is no part of the container: a new one would replace it.
+        container, _ = declare_with_volume(name, spec, CONFIG_DIR, False, self)
+        self.config = ProxyConfig(
+            f"{name}-config",
+            ProxyConfigArgs(container.name, container.id, config, args.engine),
+            pulumi.ResourceOptions(parent=self, depends_on=[container]),
+        )
         self.container = container.name
         # Clients reach the API instances only through this frontend.
         self.api_url = f"http://{args.bind_address}:{args.api_port}"

@@ -148,6 +148,7 @@ def _proxy_site(
             stats_port=cfg.ports.stats,
             api_port=cfg.ports.api,
             member=site.haproxy,
+            engine=mh.hosts[host].url,
         ),
         pulumi.ResourceOptions(depends_on=[cluster.role], providers=[hosts.providers[host]]),
     )

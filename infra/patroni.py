@@ -27,6 +27,7 @@ import pulumi_docker as docker
 from infra.backup_cfg import RUN_DIR
 from infra.containers import ContainerSpec, Site, declare_with_volume
 from infra.leader import PreferredLeader, PreferredLeaderArgs
+from infra.membership import Membership, MembershipArgs
 from infra.patroni_cfg import DATA_ROOT, PG_PORT, REST_PORT, SECRET_ENV, PatroniNode, render
 from infra.postgres import PostgresClusterArgs
 from infra.restore import RESTORE_WAIT_S
@@ -144,7 +145,21 @@ class PatroniCluster(pulumi.ComponentResource):
             # One node after the other, on create and on replace: each new container is
             # healthy before the next old one stops, so a change that touches every node
             # (a new image) never has two of them down together.
-            after = [previous] if previous else list(args.consensus)
+            # On removal the container goes first, then Membership waits until Patroni
+            # forgot the member and dropped its slot.
+            member = Membership(
+                f"{name}-{node}-member",
+                MembershipArgs(
+                    node=node,
+                    container=spec.name,
+                    mode="patroni",
+                    stack=args.scope.prefix,
+                    default_upstream=args.primary,
+                    engine=site.url if site else "",
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
+            after = [member, *([previous] if previous else list(args.consensus))]
             container, volume = declare_with_volume(
                 f"{name}-{node}",
                 spec,

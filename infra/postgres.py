@@ -3,7 +3,10 @@
 Every node runs the same image; the first node bootstraps the cluster and the
 others clone from it with pg_basebackup over a replication slot. Which node is
 primary afterwards is owned by `ClusterRole` (infra/failover.py), so changing
-`pgha:primary` never recreates a container or touches a volume.
+`pgha:primary` never recreates a container or touches a volume. Nothing in a node's
+container depends on the other nodes: the membership (slots, synchronous standbys) is
+written into the nodes by `ClusterRole`, so adding or removing a node touches no other
+node's container; `Membership` drops a removed node's slot.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import pulumi_docker as docker
 from infra.backup_cfg import RUN_DIR
 from infra.containers import ContainerSpec, Scope, declare_with_volume
 from infra.failover import DATA_ROOT, ClusterRole, ClusterRoleArgs
+from infra.membership import Membership, MembershipArgs
 from infra.restore import RESTORE_WAIT_S, RestoreNode
 
 
@@ -63,8 +67,6 @@ class PostgresCluster(pulumi.ComponentResource):
                 args.image,
                 envs={
                     "PGHA_NODE": node,
-                    "PGHA_NODES": " ".join(args.nodes),
-                    "PGHA_BOOTSTRAP_PRIMARY": bootstrap,
                     "PGHA_ALLOWED_CIDR": args.network_cidr,
                     "PGHA_HOST_GATEWAY": args.network_gateway,
                     "PGHA_APP_PASSWORD": args.app_password,
@@ -86,14 +88,29 @@ class PostgresCluster(pulumi.ComponentResource):
                 # reports healthy once recovery reached its target.
                 wait_timeout=RESTORE_WAIT_S if restoring else 300,
             )
-            # Replicas clone from the bootstrap node, so it is created first.
+            member = Membership(
+                f"{name}-{node}-member",
+                MembershipArgs(
+                    node=node,
+                    container=spec.name,
+                    mode="manual",
+                    stack=args.scope.prefix,
+                    default_upstream=bootstrap,
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
+            # A node joining a running stack clones from its primary of the day (recorded
+            # once, so it never changes this container again).
+            spec.envs = {**spec.envs, "PGHA_BOOTSTRAP_PRIMARY": member.clone_from}
+            # Replicas clone from the bootstrap node, so it is created first. The member
+            # first too: on removal the container goes before its slot is dropped.
             container, volume = declare_with_volume(
                 f"{name}-{node}",
                 spec,
                 DATA_ROOT,
                 args.retain_data,
                 self,
-                [first] if first else [],
+                [member, *([first] if first else [])],
             )
             first = first or container
             self.containers[node] = container.name

@@ -19,6 +19,7 @@ from infra.etcd import Consensus, ConsensusArgs
 from infra.haproxy import Proxy, ProxyArgs
 from infra.haproxy_cfg import MANUAL_CHECKS, PATRONI_CHECKS, READ_PORT, WRITE_PORT, ProxyTopology
 from infra.images import Images, ImagesArgs
+from infra.major_guard import MajorVersionGuard
 from infra.monitoring import Monitoring, MonitoringArgs, RedisCredentials
 from infra.monitoring_cfg import Members
 from infra.patroni import PatroniCluster, PatroniClusterArgs
@@ -47,6 +48,8 @@ def deploy(cfg: StackConfig) -> None:
     scope = cfg.scope(network.name, labels)
     patroni = cfg.failover_mode == "patroni"
     sentinel = cfg.cache_mode == "sentinel"
+    # A different PostgreSQL major is refused at preview, before any image is built.
+    guard = MajorVersionGuard("postgres-major", [f"{cfg.prefix}-{n}" for n in cfg.nodes])
     images = Images(
         "images",
         ImagesArgs(
@@ -56,6 +59,7 @@ def deploy(cfg: StackConfig) -> None:
             | frozenset({"redis-ha"} if sentinel else ())
             | frozenset({"monitoring"} if cfg.monitoring.enabled else ()),
         ),
+        pulumi.ResourceOptions(depends_on=[guard]),
     )
 
     # pgha:backup: every node archives to the repository container over TLS, with a

@@ -36,7 +36,9 @@ from bench.perf.tools import http_failures, parse_wrk, wrk_command
 from pgha_testkit.stack import Outputs, load_outputs
 
 RESULTS = RESULTS_DIR
+# A clone gets its config in the env: with no volume, the entrypoint seeds it from there.
 CFG_ENV = "PGHA_HAPROXY_CFG"
+LIVE_CFG = "/var/lib/pgha-haproxy/haproxy.cfg"
 
 
 def _args() -> argparse.Namespace:
@@ -142,7 +144,8 @@ def main() -> int:
     cfgs = {
         "A": o.before_cfg.read_text()
         if o.before_cfg
-        else docker.env(stack.container_of("haproxy"), CFG_ENV) or "",
+        # The stack's HAProxy keeps its uploaded config on its volume (infra/proxy_config.py).
+        else docker.exec(stack.container_of("haproxy"), ["cat", LIVE_CFG], timeout=30).stdout,
         "B": o.after_cfg.read_text(),
     }
     api_env = docker.environment(stack.container_of("api"))

@@ -13,6 +13,10 @@ PGHA_APP_USER=${PGHA_APP_USER:-pgha}
 PGHA_PORT=${PGHA_PORT:-5432}
 PGHA_ROLE_PORT=${PGHA_ROLE_PORT:-8008}
 DESIRED_FILE=$PGHA_DATA_ROOT/pgha.desired
+# Every node of the cluster, one line, written by the failover resource at each up: the
+# membership lives on the volume, not in the container's env, so adding a node never
+# replaces the others.
+MEMBERS_FILE=$PGHA_DATA_ROOT/pgha.members
 SOCKET_DIR=/var/run/postgresql
 # On the socket tmpfs, not the volume: a volume kept by pgha:retainData outlives the stack,
 # and the replication password must not outlive it with it.
@@ -154,16 +158,30 @@ rejoin_as_replica() {
   clone_from "$upstream"
 }
 
+members() {
+  if [ -s "$MEMBERS_FILE" ]; then cat "$MEMBERS_FILE"; else echo "$PGHA_NODES"; fi
+}
+
 # Physical slots for every other node keep the WAL each replica still needs;
 # max_slot_wal_keep_size caps what a dead replica can hold back.
 ensure_slots() {
   local peer
-  for peer in $PGHA_NODES; do
+  for peer in $(members); do
     [ "$peer" = "$PGHA_NODE" ] && continue
     local_sql -c "select pg_create_physical_replication_slot('$(slot_name "$peer")')
                   where not exists (select 1 from pg_replication_slots
                                     where slot_name = '$(slot_name "$peer")')" >/dev/null
   done
+}
+
+# Drops the inactive physical slots of nodes no longer in the membership (a removed
+# node's slot would otherwise hold WAL back); an active one goes once its replica stopped.
+drop_stale_slots() {
+  local keep="" peer
+  for peer in $(members); do keep="$keep,'$(slot_name "$peer")'"; done
+  local_sql -c "select pg_drop_replication_slot(slot_name) from pg_replication_slots
+                where slot_type = 'physical' and not active
+                  and slot_name not in (${keep#,})" >/dev/null
 }
 
 # --- pgBackRest (pgha:backup) -----------------------------------------------------------

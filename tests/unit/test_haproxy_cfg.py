@@ -4,6 +4,7 @@ import pytest
 
 from app.config import Settings
 from infra.haproxy_cfg import (
+    ADMIN_SOCKET,
     API_CHECK_FALL,
     API_CHECK_INTER_S,
     API_CHECK_TIMEOUT_S,
@@ -18,6 +19,7 @@ from infra.haproxy_cfg import (
     CHECK_INTER_S,
     CHECK_TIMEOUT_S,
     MARK_DOWN_BOUND_S,
+    SERVER_STATE_FILE,
     ProxyTopology,
     render,
 )
@@ -261,3 +263,18 @@ def test_across_hosts_every_node_is_checked_and_reached_at_its_host_address() ->
     assert "server pg-0 10.0.0.1:15432 check port 18008" in backend
     assert "server pg-1 10.0.0.2:15433 check port 18009" in backend
     assert "pg-1:5432" not in backend
+
+
+def test_a_reload_carries_the_server_states_over_through_the_admin_socket() -> None:
+    cfg = render(ProxyTopology(NODES, "none"), "s3cret-pw")
+    glob = section(cfg, "global").splitlines()
+    assert f"    stats socket {ADMIN_SOCKET} mode 600 level admin expose-fd listeners" in glob
+    assert f"    server-state-file {SERVER_STATE_FILE}" in glob
+    assert "    load-server-state-from-file global" in section(cfg, "defaults").splitlines()
+
+
+def test_only_the_server_lists_differ_between_two_and_three_nodes() -> None:
+    two = render(ProxyTopology(NODES[:2], "none"), "s3cret-pw").splitlines()
+    three = render(ProxyTopology(NODES, "none"), "s3cret-pw").splitlines()
+    added = [line for line in three if line not in two]
+    assert added and all(line.startswith("    server pg-2 pg-2:5432 ") for line in added)
