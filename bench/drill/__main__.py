@@ -189,6 +189,7 @@ def run_total_loss(
     stacks: list[Deployment],
 ) -> None:
     """Every node and its volume gone with the ledger still writing; restore `latest`."""
+    deleted_at = (rep.get("operator_error") or {}).get("deleted_at")
     time.sleep(5)
     loss = steps.lose_every_node(source, nodes)
     time.sleep(2)
@@ -197,7 +198,8 @@ def run_total_loss(
     stacks.append(restored)
     present = steps.names(restored, nodes[0], writer.prefix)
     rep["rpo"] = {
-        **ledger.rpo(list(writer.entries), present, loss),
+        # Only what existed at the loss: the operator-error phase deleted every earlier row.
+        **ledger.rpo(list(writer.entries), present, loss, since=deleted_at),
         "up_s": timings["up_s"],
         "loss_to_writable_s": None
         if timings["writable_s"] is None

@@ -41,3 +41,14 @@ def test_rpo_counts_the_acknowledged_writes_missing_and_the_window_they_span() -
         "acked_lost": 2,
         "lost_window_s": 19.0,
     }
+
+
+def test_rpo_does_not_count_rows_the_drill_deleted_itself_before_the_loss() -> None:
+    # l-1 was acknowledged before the operator's DELETE at 30: absent after a `latest`
+    # restore because it was deleted, not lost.
+    entries = [entry(1, 0.0, 1.0), entry(2, 40.0, 41.0), entry(3, 50.0, 51.0)]
+    assert rpo(entries, {"l-2"}, loss=60.0, since=30.0) == {
+        "acked_before_loss": 2,
+        "acked_lost": 1,
+        "lost_window_s": 9.0,
+    }
