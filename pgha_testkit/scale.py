@@ -188,3 +188,16 @@ def run_cycle(deployment: Deployment, spec: LoadSpec | None = None) -> ScaleCycl
         },
     )
     return result
+
+
+def assert_untouched_and_lossless(cycle: ScaleCycle) -> None:
+    """What a scale cycle must show in every failover mode: no other container replaced or
+    restarted, the new node caught up and served a read, no failed write, no lost write,
+    and the removed node's slot gone."""
+    assert cycle.changed(cycle.grown) == {}
+    assert cycle.changed(cycle.after) == {}
+    assert cycle.caught_up
+    assert cycle.served_read
+    assert cycle.failed_writes == []
+    assert cycle.ledger.lost == 0
+    assert nodes.slot_name(cycle.added) not in cycle.slots_after

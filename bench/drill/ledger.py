@@ -28,24 +28,35 @@ class Entry:
 
 
 @dataclass
-class Ledger:
-    """POSTs one product every `interval` seconds until stopped; remembers each outcome."""
+class _Loop:
+    """A daemon thread running `_run` until `stop`: the ledger's and the probe's shared part."""
 
     api_url: str
-    prefix: str
-    interval: float = 0.05
-    entries: list[Entry] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="ledger", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class Ledger(_Loop):
+    """POSTs one product every `interval` seconds until stopped; remembers each outcome."""
+
+    prefix: str
+    interval: float = 0.05
+    entries: list[Entry] = field(default_factory=list)
 
     def _run(self) -> None:
         with httpx.Client(base_url=self.api_url, timeout=5.0) as http:
@@ -124,24 +135,12 @@ def p99(values: list[float]) -> float | None:
 
 
 @dataclass
-class Probe:
+class Probe(_Loop):
     """GETs seeded products one after another (cache misses mostly go to the replica):
     the read side of "the API's p99 during a backup"."""
 
-    api_url: str
     ids: list[int]
     samples: list[tuple[float, float]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="probe", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=30)
 
     def _run(self) -> None:
         with httpx.Client(base_url=self.api_url, timeout=5.0) as http:
