@@ -27,12 +27,14 @@ from pulumi.dynamic import (
     DiffResult,
     Resource,
     ResourceProvider,
+    UpdateResult,
 )
 
 from infra import dockerexec
+from infra.patroni_cfg import PGDATA
 
 DOCKERFILE = Path(__file__).resolve().parent.parent / "images" / "postgres" / "Dockerfile"
-PG_VERSION_FILE = "/var/lib/postgresql/data/pgdata/PG_VERSION"
+PG_VERSION_FILE = f"{PGDATA}/PG_VERSION"
 
 
 def image_major(dockerfile: str) -> str:
@@ -83,9 +85,7 @@ class _GuardProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return DiffResult(changes=olds != news, replaces=[])
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> Any:
-        from pulumi.dynamic import UpdateResult
-
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs=news)
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
